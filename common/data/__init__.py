@@ -1,0 +1,1 @@
+"""Framework-free data pipelines (numpy/OpenCV/PIL): datasets, transforms and batch iterators."""

@@ -1,0 +1,1 @@
+"""Framework-free evaluation metrics (numpy, pycocotools)."""

@@ -1,0 +1,297 @@
+"""Basic layers of Gold-YOLO (PyTorch twin of ``ms_models.gold_yolo.common``).
+
+Attribute names follow the official code (huawei-noah/Efficient-Computing, Detection/Gold-YOLO), so
+state_dict keys equal the listings in ``gold_yolo_state_dict/``. All tensors are NCHW float32.
+
+BatchNorm settings are per module, as in the official model: ``initialize_weights`` sets
+eps=1e-3 / momentum=0.03 on exact-type ``nn.BatchNorm2d`` (kind ``'yolo'``), while the mmcv-built
+norms of the Inject and transformer modules keep eps=1e-5 / momentum=0.1 (kind ``'mm'``).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_KINDS = {'yolo': dict(eps=1e-3, momentum=0.03), 'mm': dict(eps=1e-5, momentum=0.1)}
+TRAINING_MODES = ('repvgg', 'conv_silu', 'conv_relu')
+POOL_MODES = ('torch', 'fixed_avgpool')
+
+
+def batch_norm(channels, kind='yolo'):
+    """``nn.BatchNorm2d`` with the eps/momentum of ``kind`` ('yolo' or 'mm')."""
+    return nn.BatchNorm2d(channels, **BN_KINDS[kind])
+
+
+def make_act(name):
+    """Activation module by name: 'relu', 'relu6', 'silu' or None (identity)."""
+    acts = {'relu': nn.ReLU, 'relu6': nn.ReLU6, 'silu': nn.SiLU, None: nn.Identity}
+    return acts[name]()
+
+
+def avg_pool_to(x, size, pool_mode):
+    """Average-pool ``x`` (B,C,H,W) to ``size`` (h, w).
+
+    'torch' is adaptive average pooling; 'fixed_avgpool' is the official ONNX-export pooling:
+    stride = floor(in/out), kernel = in - (out-1)*stride (equal to 'torch' for integer ratios).
+    """
+    if pool_mode == 'torch':
+        return F.adaptive_avg_pool2d(x, size)
+    stride = [i // o for i, o in zip(x.shape[-2:], size)]
+    kernel = [i - (o - 1) * s for i, o, s in zip(x.shape[-2:], size, stride)]
+    return F.avg_pool2d(x, kernel, stride)
+
+
+def resize_bilinear(x, size):
+    """Bilinear resize to ``size`` (h, w), align_corners=False."""
+    return F.interpolate(x, size=tuple(size), mode='bilinear', align_corners=False)
+
+
+class ConvBNAct(nn.Module):
+    """Conv k×k (padding k//2) + BN + activation; keys ``.conv``, ``.bn``.
+
+    yolov6 ``Conv`` (SiLU), ``SimConv`` (ReLU) and ``Conv_C3``; after reparam.py folds the BN,
+    ``bn`` is None.
+    """
+
+    def __init__(self, cin, cout, k=1, stride=1, act='relu', bias=False, bn='yolo'):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=bias)
+        self.bn = batch_norm(cout, bn)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.act(x)
+
+
+class GoldConv(ConvBNAct):
+    """``gold_yolo.layers.Conv`` (1×1 conv + BN + SiLU in ``low_IFM``); the official ``fuse_model``
+    does not fold it, which matters only for the Params/FLOPs rule (flops.py)."""
+
+    def __init__(self, cin, cout):
+        super().__init__(cin, cout, 1, act='silu')
+
+
+class ConvModule(ConvBNAct):
+    """mmcv ``ConvModule`` 1×1, conv without bias + BN (eps 1e-5, momentum 0.1), no activation.
+
+    Init as mmcv: conv kaiming-normal (fan_out, relu), BN weight 1 and bias 0.
+    """
+
+    def __init__(self, cin, cout):
+        super().__init__(cin, cout, 1, act=None, bn='mm')
+        nn.init.kaiming_normal_(self.conv.weight, mode='fan_out', nonlinearity='relu')
+
+
+class Conv2d_BN(nn.Module):
+    """Conv (no bias) + mmcv BN with children ``c`` and ``bn``; BN weight = ``bn_weight_init``."""
+
+    def __init__(self, cin, cout, k=1, bn_weight_init=1.0):
+        super().__init__()
+        self.c = nn.Conv2d(cin, cout, k, 1, 0, bias=False)
+        self.bn = batch_norm(cout, 'mm')
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.constant_(self.bn.bias, 0.0)
+
+    def forward(self, x):
+        x = self.c(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return x
+
+
+class ConvBN(nn.Module):
+    """RepVGG branch: conv (no bias) + BN with children ``conv`` and ``bn``."""
+
+    def __init__(self, cin, cout, k, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, bias=False)
+        self.bn = batch_norm(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class RepVGGBlock(nn.Module):
+    """RepVGG block: ReLU(3×3 conv-BN + 1×1 conv-BN + identity BN); deploy form ``rbr_reparam``."""
+
+    def __init__(self, cin, cout, k=3, stride=1):
+        super().__init__()
+        if k != 3:
+            raise ValueError(f"RepVGGBlock: kernel_size must be 3, got {k}")
+        self.in_channels, self.out_channels, self.stride = cin, cout, stride
+        self.deploy = False
+        self.nonlinearity = nn.ReLU()
+        self.rbr_identity = batch_norm(cin) if cin == cout and stride == 1 else None
+        self.rbr_dense = ConvBN(cin, cout, 3, stride)
+        self.rbr_1x1 = ConvBN(cin, cout, 1, stride)
+
+    def forward(self, x):
+        if self.deploy:
+            return self.nonlinearity(self.rbr_reparam(x))
+        out = self.rbr_dense(x) + self.rbr_1x1(x)
+        if self.rbr_identity is not None:
+            out = out + self.rbr_identity(x)
+        return self.nonlinearity(out)
+
+
+class ConvWrapper(nn.Module):
+    """Plain conv block (``conv_silu`` / ``conv_relu``): 3×3 conv with bias + BN + act under ``.block``."""
+
+    def __init__(self, cin, cout, k=3, stride=1, act='silu'):
+        super().__init__()
+        self.block = ConvBNAct(cin, cout, k, stride, act=act, bias=True)
+
+    def forward(self, x):
+        return self.block(x)
+
+
+def get_block(training_mode):
+    """Block factory ``f(cin, cout, k=3, stride=1)`` for ``training_mode``."""
+    if training_mode == 'repvgg':
+        return RepVGGBlock
+    if training_mode in ('conv_silu', 'conv_relu'):
+        act = 'silu' if training_mode == 'conv_silu' else 'relu'
+
+        def conv_block(cin, cout, k=3, stride=1):
+            return ConvWrapper(cin, cout, k, stride, act=act)
+        return conv_block
+    raise ValueError(f"training_mode must be one of {TRAINING_MODES}, got {training_mode!r}")
+
+
+def csp_act(training_mode):
+    """Activation of BepC3 cv1/cv2/cv3 and of the SPPF layers: SiLU only for ``conv_silu``."""
+    return 'silu' if training_mode == 'conv_silu' else 'relu'
+
+
+class RepBlock(nn.Module):
+    """``conv1`` then ``block`` (Sequential of n-1 blocks, None when n == 1)."""
+
+    def __init__(self, cin, cout, n, block):
+        super().__init__()
+        self.conv1 = block(cin, cout)
+        self.block = nn.Sequential(*(block(cout, cout) for _ in range(n - 1))) if n > 1 else None
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if self.block is not None:
+            x = self.block(x)
+        return x
+
+
+class BottleRep(nn.Module):
+    """Two blocks with a residual scaled by the learnable scalar ``alpha`` (shortcut iff cin == cout)."""
+
+    def __init__(self, cin, cout, block):
+        super().__init__()
+        self.conv1 = block(cin, cout)
+        self.conv2 = block(cout, cout)
+        self.shortcut = cin == cout
+        self.alpha = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        out = self.conv2(self.conv1(x))
+        return out + self.alpha * x if self.shortcut else out
+
+
+class BottleRepBlock(nn.Module):
+    """RepBlock of BottleRep units (``conv1`` + ``block`` of n//2 - 1 units, None when n//2 <= 1)."""
+
+    def __init__(self, cin, cout, n, block):
+        super().__init__()
+        n = n // 2
+        self.conv1 = BottleRep(cin, cout, block)
+        self.block = nn.Sequential(*(BottleRep(cout, cout, block) for _ in range(n - 1))) if n > 1 else None
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if self.block is not None:
+            x = self.block(x)
+        return x
+
+
+class BepC3(nn.Module):
+    """CSP block: cv3(cat(m(cv1(x)), cv2(x))), hidden width c_ = int(cout * e)."""
+
+    def __init__(self, cin, cout, n, e, block, act):
+        super().__init__()
+        c_ = int(cout * e)
+        self.cv1 = ConvBNAct(cin, c_, 1, act=act)
+        self.cv2 = ConvBNAct(cin, c_, 1, act=act)
+        self.cv3 = ConvBNAct(2 * c_, cout, 1, act=act)
+        self.m = BottleRepBlock(c_, c_, n, block)
+
+    def forward(self, x):
+        return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), dim=1))
+
+
+def max_pool5(x):
+    """5×5 max-pool, stride 1, padding 2."""
+    return F.max_pool2d(x, 5, 1, 2)
+
+
+class SPPF(nn.Module):
+    """SimSPPF (ReLU) / SPPF (SiLU): cv1 1×1 to cin//2, three 5×5 max-pools, cv2 1×1 on the concat."""
+
+    def __init__(self, cin, cout, act='relu'):
+        super().__init__()
+        c_ = cin // 2
+        self.cv1 = ConvBNAct(cin, c_, 1, act=act)
+        self.cv2 = ConvBNAct(c_ * 4, cout, 1, act=act)
+
+    def forward(self, x):
+        x = self.cv1(x)
+        y1 = max_pool5(x)
+        y2 = max_pool5(y1)
+        return self.cv2(torch.cat([x, y1, y2, max_pool5(y2)], 1))
+
+
+class CSPSPPF(nn.Module):
+    """SimCSPSPPF (ReLU) / CSPSPPF (SiLU) with convs cv1..cv7, hidden width int(cout * 0.5)."""
+
+    def __init__(self, cin, cout, act='relu'):
+        super().__init__()
+        c_ = int(cout * 0.5)
+        self.cv1 = ConvBNAct(cin, c_, 1, act=act)
+        self.cv2 = ConvBNAct(cin, c_, 1, act=act)
+        self.cv3 = ConvBNAct(c_, c_, 3, act=act)
+        self.cv4 = ConvBNAct(c_, c_, 1, act=act)
+        self.cv5 = ConvBNAct(4 * c_, c_, 1, act=act)
+        self.cv6 = ConvBNAct(c_, c_, 3, act=act)
+        self.cv7 = ConvBNAct(2 * c_, cout, 1, act=act)
+
+    def forward(self, x):
+        x1 = self.cv4(self.cv3(self.cv1(x)))
+        y0 = self.cv2(x)
+        y1 = max_pool5(x1)
+        y2 = max_pool5(y1)
+        y3 = self.cv6(self.cv5(torch.cat([x1, y1, y2, max_pool5(y2)], 1)))
+        return self.cv7(torch.cat((y0, y3), dim=1))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth per sample (train mode only)."""
+
+    def __init__(self, drop_prob):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = torch.floor(keep + torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device))
+        return x / keep * mask
+
+
+def h_sigmoid(x):
+    """ReLU6(x + 3) / 6."""
+    return F.relu6(x + 3.0) / 6.0
+
+
+def prior_bias(prior_prob=0.01):
+    """Class-logit bias for a prior probability: -log((1 - p) / p)."""
+    return -math.log((1 - prior_prob) / prior_prob)

@@ -1,0 +1,190 @@
+"""Efficient decoupled heads of Gold-YOLO: 'plain', 'distill_ns', 'fuse_ab' (PyTorch twin).
+
+Output contract (identical in ``ms_models.gold_yolo.heads``). Input: the neck maps [p3, n4, n5] at
+strides 8/16/32; A = sum(h_i * w_i) anchor points (8400 at 640×640); nc classes; R = reg_max.
+
+Eval mode (``model.eval()``), every head: one tensor (B, A, 4 + 1 + nc) =
+  [cx, cy, w, h] in input pixels, an all-ones objectness column, sigmoid class scores.
+  Boxes decode distances (l, t, r, b) around anchor points (grid + 0.5), times the level stride.
+  Distances: plain / fuse_ab: DFL expectation softmax(R+1 bins) · proj_conv when use_dfl, else the
+  raw 4 regression channels; distill_ns: the ``reg_preds_lrtb`` branch (no DFL at inference).
+  Anchor order: level (stride 8, 16, 32), then row-major y, x.
+
+Train mode (``model.train()``), a tuple; ``feats`` is a tuple of the 3 per-level maps after the
+``stems`` (same shapes as the head inputs; the loss only reads their grid sizes):
+  plain:      (feats, cls_scores (B,A,nc) sigmoid, reg_distri (B,A,4*(R+1)) raw)
+  distill_ns: (feats, cls_scores (B,A,nc) sigmoid, reg_distri (B,A,4*(R+1)) raw,
+               reg_lrtb (B,A,4) raw distances in stride units)
+  fuse_ab:    (feats, cls_scores_ab (B,3A,nc) sigmoid, reg_ab (B,3A,4),
+               cls_scores_af (B,A,nc) sigmoid, reg_distri_af (B,A,4*(R+1)) raw)
+  reg_ab per anchor = [tx, ty raw, (2*sigmoid(tw))^2 * aw, (2*sigmoid(th))^2 * ah] with (aw, ah) the
+  ``anchors_init`` size in pixels / stride (grid units); 3A order: level, anchor (3), row-major y, x.
+  With use_dfl=False (reg_max=0) the reg_distri tensors are the 4 raw distances.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import ConvBNAct, prior_bias
+
+STRIDES = (8, 16, 32)
+ANCHORS_INIT = ((10, 13, 19, 19, 33, 23), (30, 61, 59, 59, 59, 119), (116, 90, 185, 185, 373, 326))
+DFL_BINS_OFF = 17  # official Detect never receives reg_max: proj has 17 entries without DFL too
+
+
+def _flat(x):
+    """(B, C, H, W) -> (B, H*W, C)."""
+    return x.flatten(2).permute(0, 2, 1)
+
+
+def _preds(in_channels, cout, bias_value):
+    """1×1 prediction convs, zero weights and constant bias (``Detect.initialize_biases``)."""
+    convs = nn.ModuleList(nn.Conv2d(c, cout, 1) for c in in_channels)
+    for conv in convs:
+        nn.init.zeros_(conv.weight)
+        nn.init.constant_(conv.bias, bias_value)
+    return convs
+
+
+class DetectBase(nn.Module):
+    """Shared stems/cls_convs/reg_convs per level, ``proj``/``proj_conv`` and the box decoder."""
+
+    def __init__(self, in_channels, num_classes, use_dfl, reg_max):
+        super().__init__()
+        if use_dfl and reg_max < 1:
+            raise ValueError(f"heads: use_dfl=True needs reg_max >= 1, got reg_max={reg_max}")
+        if not use_dfl and reg_max != 0:
+            raise ValueError(f"heads: use_dfl=False needs reg_max=0 (4 direct distances), got reg_max={reg_max}")
+        self.nc, self.use_dfl, self.reg_max = num_classes, use_dfl, reg_max
+        self.nl = len(in_channels)
+        self.stride = STRIDES
+        bins = reg_max + 1 if use_dfl else DFL_BINS_OFF
+        self.proj = nn.Parameter(torch.linspace(0, bins - 1, bins), requires_grad=False)
+        self.proj_conv = nn.Conv2d(bins, 1, 1, bias=False)
+        self.proj_conv.weight = nn.Parameter(self.proj.detach().clone().view(1, bins, 1, 1), requires_grad=False)
+        self.stems = nn.ModuleList(ConvBNAct(c, c, 1, act='silu') for c in in_channels)
+        self.cls_convs = nn.ModuleList(ConvBNAct(c, c, 3, act='silu') for c in in_channels)
+        self.reg_convs = nn.ModuleList(ConvBNAct(c, c, 3, act='silu') for c in in_channels)
+
+    def _dfl(self, reg):
+        """(B, 4*(R+1), H, W) -> expected distances (B, 4, H*W)."""
+        b, _, h, w = reg.shape
+        reg = reg.reshape(b, 4, self.reg_max + 1, h * w).permute(0, 2, 1, 3)
+        return self.proj_conv(F.softmax(reg, dim=1)).reshape(b, 4, h * w)
+
+    def _decode(self, feats, cls_list, dist_list):
+        """Per-level class logits (B,nc,H,W) and distances (B,4,H*W) -> (B, A, 5+nc)."""
+        points, strides = [], []
+        for f, s in zip(feats, self.stride):
+            h, w = f.shape[-2:]
+            xs = (torch.arange(w, dtype=f.dtype) + 0.5).reshape(1, w).expand(h, w)
+            ys = (torch.arange(h, dtype=f.dtype) + 0.5).reshape(h, 1).expand(h, w)
+            points.append(torch.stack([xs, ys], -1).reshape(-1, 2))
+            strides.append(torch.full((h * w, 1), float(s), dtype=f.dtype))
+        points, strides = torch.cat(points), torch.cat(strides)
+        b = feats[0].shape[0]
+        scores = torch.cat([torch.sigmoid(c).reshape(b, self.nc, -1) for c in cls_list], -1).permute(0, 2, 1)
+        dist = torch.cat(dist_list, -1).permute(0, 2, 1)
+        x1y1 = points - dist[..., :2]
+        x2y2 = points + dist[..., 2:]
+        boxes = torch.cat([(x1y1 + x2y2) / 2, x2y2 - x1y1], -1) * strides
+        return torch.cat([boxes, torch.ones_like(boxes[..., :1]), scores], -1)
+
+    def _level(self, i, x):
+        """Stem, then the cls and reg features of level i."""
+        x = self.stems[i](x)
+        return x, self.cls_convs[i](x), self.reg_convs[i](x)
+
+    def _distances(self, reg_list):
+        """Eval distances per level (B, 4, H*W): DFL expectation or the raw 4 channels."""
+        if self.use_dfl:
+            return [self._dfl(r) for r in reg_list]
+        return [r.flatten(2) for r in reg_list]
+
+
+class Detect(DetectBase):
+    """Plain anchor-free head (``yolov6/models/effidehead.py``)."""
+
+    def __init__(self, in_channels, num_classes=80, use_dfl=True, reg_max=16):
+        super().__init__(in_channels, num_classes, use_dfl, reg_max)
+        self.cls_preds = _preds(in_channels, num_classes, prior_bias())
+        self.reg_preds = _preds(in_channels, 4 * (reg_max + 1), 1.0)
+
+    def forward(self, xs):
+        feats, cls_list, reg_list = [], [], []
+        for i, x in enumerate(xs):
+            x, cls_feat, reg_feat = self._level(i, x)
+            feats.append(x)
+            cls_list.append(self.cls_preds[i](cls_feat))
+            reg_list.append(self.reg_preds[i](reg_feat))
+        if self.training:
+            return (tuple(feats), torch.cat([_flat(torch.sigmoid(c)) for c in cls_list], 1),
+                    torch.cat([_flat(r) for r in reg_list], 1))
+        return self._decode(feats, cls_list, self._distances(reg_list))
+
+
+class DetectDistillNS(DetectBase):
+    """Self-distillation student head (``heads/effidehead_distill_ns.py``): adds ``reg_preds_lrtb``."""
+
+    def __init__(self, in_channels, num_classes=80, use_dfl=True, reg_max=16):
+        super().__init__(in_channels, num_classes, use_dfl, reg_max)
+        self.cls_preds = _preds(in_channels, num_classes, prior_bias())
+        self.reg_preds = _preds(in_channels, 4 * (reg_max + 1), 1.0)
+        self.reg_preds_lrtb = _preds(in_channels, 4, 1.0)
+
+    def forward(self, xs):
+        feats, cls_list, reg_list, lrtb_list = [], [], [], []
+        for i, x in enumerate(xs):
+            x, cls_feat, reg_feat = self._level(i, x)
+            feats.append(x)
+            cls_list.append(self.cls_preds[i](cls_feat))
+            lrtb_list.append(self.reg_preds_lrtb[i](reg_feat))
+            if self.training:
+                reg_list.append(self.reg_preds[i](reg_feat))
+        if self.training:
+            return (tuple(feats), torch.cat([_flat(torch.sigmoid(c)) for c in cls_list], 1),
+                    torch.cat([_flat(r) for r in reg_list], 1), torch.cat([_flat(r) for r in lrtb_list], 1))
+        return self._decode(feats, cls_list, [r.flatten(2) for r in lrtb_list])
+
+
+class DetectFuseAB(DetectBase):
+    """Step-1 head with an anchor-free (``*_af``) and a training-only anchor-based (``*_ab``) branch."""
+
+    def __init__(self, in_channels, num_classes=80, use_dfl=True, reg_max=16, anchors=ANCHORS_INIT):
+        super().__init__(in_channels, num_classes, use_dfl, reg_max)
+        self.na = len(anchors[0]) // 2
+        self.anchors_init = (torch.tensor(anchors, dtype=torch.float32)
+                             / torch.tensor(STRIDES, dtype=torch.float32)[:, None]).reshape(self.nl, self.na, 2)
+        self.cls_preds_af = _preds(in_channels, num_classes, prior_bias())
+        self.reg_preds_af = _preds(in_channels, 4 * (reg_max + 1), 1.0)
+        self.cls_preds_ab = _preds(in_channels, num_classes * self.na, prior_bias())
+        self.reg_preds_ab = _preds(in_channels, 4 * self.na, 1.0)
+
+    def _anchor_based(self, i, cls_feat, reg_feat):
+        """(B, na*H*W, nc) sigmoid scores and (B, na*H*W, 4) boxes of level i."""
+        b, _, h, w = cls_feat.shape
+        cls = torch.sigmoid(self.cls_preds_ab[i](cls_feat)).reshape(b, self.na, -1, h, w).permute(0, 1, 3, 4, 2)
+        reg = self.reg_preds_ab[i](reg_feat).reshape(b, self.na, -1, h, w).permute(0, 1, 3, 4, 2)
+        wh = (torch.sigmoid(reg[..., 2:4]) * 2) ** 2 * self.anchors_init[i].reshape(1, self.na, 1, 1, 2)
+        reg = torch.cat([reg[..., 0:2], wh], -1)
+        return cls.flatten(1, 3), reg.flatten(1, 3)
+
+    def forward(self, xs):
+        feats, cls_list, reg_list, cls_ab, reg_ab = [], [], [], [], []
+        for i, x in enumerate(xs):
+            x, cls_feat, reg_feat = self._level(i, x)
+            feats.append(x)
+            cls_list.append(self.cls_preds_af[i](cls_feat))
+            reg_list.append(self.reg_preds_af[i](reg_feat))
+            if self.training:
+                c, r = self._anchor_based(i, cls_feat, reg_feat)
+                cls_ab.append(c)
+                reg_ab.append(r)
+        if self.training:
+            return (tuple(feats), torch.cat(cls_ab, 1), torch.cat(reg_ab, 1),
+                    torch.cat([_flat(torch.sigmoid(c)) for c in cls_list], 1),
+                    torch.cat([_flat(r) for r in reg_list], 1))
+        return self._decode(feats, cls_list, self._distances(reg_list))
+
+
+HEADS = {'plain': Detect, 'distill_ns': DetectDistillNS, 'fuse_ab': DetectFuseAB}

@@ -1,0 +1,1 @@
+"""MindSpore-side helpers shared by every family."""

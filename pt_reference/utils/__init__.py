@@ -1,0 +1,1 @@
+"""PyTorch-side helpers shared by every family."""

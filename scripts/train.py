@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import ms_models.platform  # noqa: E402,F401  (oneDNN settings before mindspore loads)
 from common.config import ConfigError, load_config  # noqa: E402
 from common.runlog import find_latest_run, make_run_dir, run_parent  # noqa: E402
 from common.train_loop import NonFiniteLossError  # noqa: E402

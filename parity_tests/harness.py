@@ -150,3 +150,98 @@ def randomize_norm_stats(pt_module, seed=0):
                 if m.affine:
                     m.weight.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, c).astype(np.float32)))
                     m.bias.copy_(torch.from_numpy(rng.uniform(-0.3, 0.3, c).astype(np.float32)))
+
+
+class ClampDecisions:
+    """Record MindSpore's ReLU / ReLU6 decisions over a run of forwards and replay them, call by
+    call, in the PyTorch twin, so that a pre-activation within rounding of 0 (or 6) cannot take a
+    different branch in the two frameworks (in fp32, even torch alone flips such elements between
+    float32 and float64, and each flip changes the backward of everything upstream).
+
+    Modules are matched by name (``cells_and_names`` / ``named_modules``); a module called several
+    times per forward is replayed in call order. Forwards are delimited by ``begin_ms()`` /
+    ``begin_pt()`` (e.g. from a wrapped ``task.forward_loss``); calls outside them (evaluation) are
+    neither recorded nor replayed. Each replayed element where torch's own decision differs is
+    counted in ``flips``; ``far_flips`` counts those whose torch pre-activation is further than
+    ``1e-4 * max(1, max |pre|)`` (the forward tolerance) from the boundary, i.e. not a near-tie, and
+    ``worst_margin`` is the largest such distance relative to that scale.
+    """
+
+    def __init__(self, ms_net, pt_module):
+        import torch
+        from mindspore import nn as ms_nn
+        self.ms_acts = {n: c for n, c in ms_net.cells_and_names() if isinstance(c, (ms_nn.ReLU, ms_nn.ReLU6))}
+        self.pt_acts = {n: m for n, m in pt_module.named_modules() if isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6))}
+        kinds_ms = {n: type(c).__name__ for n, c in self.ms_acts.items()}
+        kinds_pt = {n: type(m).__name__ for n, m in self.pt_acts.items()}
+        if kinds_ms != kinds_pt:
+            raise AssertionError(f"ClampDecisions: ReLU/ReLU6 modules differ between the twins: "
+                                 f"{sorted(set(kinds_ms.items()) ^ set(kinds_pt.items()))[:8]}")
+        self.forwards, self.flips, self.far_flips, self.worst_margin = [], 0, 0, 0.0
+        self._recording, self._replay, self._cursor, self._index = False, None, {}, None
+        self.far_by = {}  # (forward index, module name) -> count of far flips
+        self.handles = [c.register_forward_hook(self._ms_hook(n)) for n, c in self.ms_acts.items()]
+        for name, module in self.pt_acts.items():
+            module.inplace = False  # the hook needs the pre-activation
+            self.handles.append(module.register_forward_hook(self._pt_hook(name)))
+
+    @staticmethod
+    def _upper(module):
+        return 6.0 if type(module).__name__ == "ReLU6" else np.inf
+
+    def begin_ms(self):
+        self.forwards.append({})
+        self._recording = True
+
+    def end_ms(self):
+        self._recording = False
+
+    def begin_pt(self, index):
+        self._replay, self._cursor, self._index = self.forwards[index], {}, index
+
+    def end_pt(self):
+        self._replay = None
+
+    def _ms_hook(self, name):
+        def hook(cell, inputs, output):
+            if self._recording:
+                pre = inputs[0].asnumpy()
+                upper = self._upper(cell)
+                self.forwards[-1].setdefault(name, []).append(((pre > 0) & (pre < upper), pre >= upper))
+        return hook
+
+    def _pt_hook(self, name):
+        import torch
+
+        def hook(module, inputs, output):
+            if self._replay is None:
+                return None
+            calls = self._replay.get(name, [])
+            i = self._cursor.get(name, 0)
+            if i >= len(calls):
+                raise AssertionError(f"ClampDecisions: torch called {name} more often than MindSpore")
+            self._cursor[name] = i + 1
+            keep, top = calls[i]
+            pre = inputs[0]
+            p = pre.detach().cpu().numpy()
+            upper = self._upper(module)
+            differ = (keep != ((p > 0) & (p < upper))) | (top != (p >= upper))
+            if differ.any():
+                scale = 1e-4 * max(1.0, float(np.abs(p).max()))
+                dist = np.minimum(np.abs(p), np.abs(p - upper))[differ]
+                self.flips += int(differ.sum())
+                far = int((dist > scale).sum())
+                self.far_flips += far
+                if far:
+                    self.far_by[(self._index, name)] = self.far_by.get((self._index, name), 0) + far
+                self.worst_margin = max(self.worst_margin, float(dist.max()) / scale)
+            out = pre * torch.from_numpy(keep).to(pre.dtype)
+            if np.isfinite(upper):
+                out = out + upper * torch.from_numpy(top).to(pre.dtype)
+            return out
+        return hook
+
+    def stop(self):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []

@@ -117,6 +117,7 @@ def evaluate(predict, cfg, data, run_dir, max_batches=None):
     metrics["eval_images"] = n_images
     metrics["eval_seconds"] = elapsed
     metrics["primary"] = "mAP50_95"
+    print(f"[eval] {n_images} images: mAP@0.5:0.95 = {metrics['AP']:.4f}, mAP@0.5 = {metrics['AP50']:.4f}", flush=True)
     if run_dir and shown:
         images, preds, gts = [], [], []
         for det, info in shown:

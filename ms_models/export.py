@@ -44,7 +44,13 @@ def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False
     else:
         sample = ms.Tensor(np.zeros(shape, np.float32))
     try:
-        ms.export(net, sample, file_name=str(stem), file_format=fmt)
+        if fmt == "ONNX":
+            # ms.onnx.export, not the deprecated ms.export(file_format='ONNX'), which also chmods the
+            # output folder to 0700 (all of /tmp for --out /tmp/x)
+            ms.onnx.export(net, sample, file_name=str(stem) + ".onnx", input_names=["images"],
+                           output_names=["outputs"])
+        else:
+            ms.export(net, sample, file_name=str(stem), file_format=fmt)
     except RuntimeError as e:
         m = re.search(r"Can not find key (\w+) in convert map", str(e))
         if fmt == "ONNX" and m:

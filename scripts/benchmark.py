@@ -187,15 +187,18 @@ def worker_env(spec, pt_isa_cap=False):
     return env
 
 
-def run_in_subprocess(spec, timeout=1800, pt_isa_cap=False):
-    """Run :func:`measure` in a fresh interpreter (environment from :func:`worker_env`); returns its dict."""
+def run_in_subprocess(spec, timeout=1800, pt_isa_cap=False, script=None):
+    """Run ``script --worker <spec as JSON>`` (default: this file, i.e. :func:`measure`) in a fresh
+    interpreter (environment from :func:`worker_env`); returns the dict the worker printed on its
+    ``BENCH_RESULT`` line."""
     env = worker_env(spec, pt_isa_cap)
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+    script = Path(script or __file__).resolve()
+    proc = subprocess.run([sys.executable, str(script), "--worker", json.dumps(spec)],
                           env=env, capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH_RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"benchmark worker for {spec['framework']}:{spec['model']} failed "
+        raise RuntimeError(f"benchmark worker for {spec['framework']}:{spec.get('model')} failed "
                            f"(exit {proc.returncode}):\n{tail}")
     result = json.loads(lines[-1][len("BENCH_RESULT "):])
     result["env"] = {k: env[k] for k in ("OMP_NUM_THREADS",) + ISA_VARS if k in env}

@@ -5,7 +5,9 @@
 
 The family's deploy module (``ms_models/<family>/deploy.py``) builds the inference form (e.g.
 Gold-YOLO with RepVGG reparameterisation and Conv+BN fusion). After writing, the exported file is
-run once on a random input and compared with the MindSpore network (max abs diff printed).
+run on a random input (a dynamic-batch MINDIR at two batch sizes) and compared with the MindSpore
+network; the max abs diff is printed, and the exit code is 1 when it exceeds the forward tolerance
+1e-4 * max(1, max|output|).
 """
 import argparse
 import importlib
@@ -54,8 +56,13 @@ def main(argv=None):
     weights = read_eval_weights(args.ckpt) if args.ckpt else None
     net, chw, dyn_ok = deploy.build_export_net(cfg, weights)
     fmt = args.format.upper()
-    if args.dynamic_batch and not (dyn_ok and fmt == "MINDIR"):
-        print("export: --dynamic-batch is available for MINDIR of models that allow it", file=sys.stderr)
+    if args.dynamic_batch and fmt != "MINDIR":
+        print(f"export: --dynamic-batch needs --format MINDIR ({fmt} graphs have a static batch; use --batch N)",
+              file=sys.stderr)
+        return 2
+    if args.dynamic_batch and not dyn_ok:
+        print(f"export: {family} cannot be exported with a dynamic batch (see build_export_net in "
+              f"ms_models/{family}/deploy.py); use --batch N", file=sys.stderr)
         return 2
     out = Path(args.out or f"exports/{Path(cfg._meta_.config_path).stem}")
     shape = (args.batch, *chw)
@@ -65,13 +72,28 @@ def main(argv=None):
         print(f"export: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({fmt}, input {'(N, ' + ', '.join(map(str, chw)) + ')' if args.dynamic_batch else shape})")
-    if fmt != "AIR":
-        x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    if fmt == "AIR":
+        return 0
+    run = load_exported(path)
+    batches = (args.batch, args.batch + 1) if args.dynamic_batch else (args.batch,)
+    rng = np.random.default_rng(0)
+    diff, scale = 0.0, 0.0
+    for b in batches:
+        x = rng.random((b, *chw), dtype=np.float32)
         ref = net(ms.Tensor(x))
         ref = [r.asnumpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
-        got = load_exported(path)(x)
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
-        print(f"check: exported vs MindSpore network, max abs diff {diff:.3g}")
+        got = run(x)
+        if [r.shape for r in ref] != [g.shape for g in got]:
+            print(f"export: check failed at batch {b}: output shapes {[g.shape for g in got]} from {path}, "
+                  f"expected {[r.shape for r in ref]}", file=sys.stderr)
+            return 1
+        diff = max([diff] + [float(np.abs(r - g).max()) for r, g in zip(ref, got)])
+        scale = max([scale] + [float(np.abs(r).max()) for r in ref])
+    print(f"check: exported vs MindSpore network, max abs diff {diff:.3g} (max |output| {scale:.3g}, "
+          f"batch {', '.join(map(str, batches))})")
+    if diff > 1e-4 * max(1.0, scale):
+        print(f"export: check failed: max abs diff {diff:.3g} exceeds 1e-4 * max(1, max|output|)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -46,17 +46,43 @@ def avg_pool_to(x, size, pool_mode):
         return ops.adaptive_avg_pool2d(x, (size[0], size[1]))
     stride = (x.shape[2] // size[0], x.shape[3] // size[1])
     kernel = (x.shape[2] - (size[0] - 1) * stride[0], x.shape[3] - (size[1] - 1) * stride[1])
-    return ops.avg_pool2d(x, kernel, stride)
+    # the AvgPool primitive (not ops.avg_pool2d, which runs AvgPool3D) has an ONNX converter
+    return ops.AvgPool(kernel_size=kernel, strides=stride, pad_mode='valid')(x)
+
+
+def linear_resize_matrix(n_in, n_out):
+    """(n_in, n_out) float32 weights of 1-D linear resizing with half-pixel centres (torch
+    ``align_corners=False``, no antialias): source coordinate max(0, (o + 0.5) * n_in / n_out - 0.5)."""
+    src = np.maximum((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    frac = src - i0
+    m = np.zeros((n_in, n_out), np.float64)
+    np.add.at(m, (i0, np.arange(n_out)), 1.0 - frac)
+    np.add.at(m, (i1, np.arange(n_out)), frac)
+    return m.astype(np.float32)
 
 
 def resize_bilinear(x, size):
-    """Bilinear resize to ``size`` (h, w), align_corners=False."""
-    return ops.interpolate(x, size=(size[0], size[1]), mode='bilinear', align_corners=False)
+    """Bilinear resize of ``x`` (B, C, H, W) to ``size`` (h, w), align_corners=False (torch semantics).
+
+    Two matmuls with constant interpolation matrices built from the static H, W: unlike
+    ``ops.interpolate`` (ResizeBilinearV2 has no ONNX converter, and its Python-level shape checks
+    become control flow that a dynamic-batch MINDIR cannot run) this exports to ONNX and to a
+    dynamic-batch MINDIR, and under GRAPH mode the matrices fold to constants.
+    """
+    mw = ms.Tensor(linear_resize_matrix(x.shape[3], size[1]))
+    mh = ms.Tensor(linear_resize_matrix(x.shape[2], size[0]))
+    y = ops.matmul(x, mw)
+    return ops.matmul(y.swapaxes(2, 3), mh).swapaxes(2, 3)
 
 
 def max_pool5(x):
-    """5×5 max-pool, stride 1, padding 2."""
-    return ops.max_pool2d(x, 5, 1, 2)
+    """5×5 max-pool, stride 1, padding 2 (padded cells never win: 'same' pads with -inf like torch).
+
+    The MaxPool primitive has an ONNX converter; ``ops.max_pool2d`` runs MaxPoolWithArgmaxV2, which has none.
+    """
+    return ops.MaxPool(kernel_size=5, strides=1, pad_mode='same')(x)
 
 
 class ConvBNAct(nn.Cell):

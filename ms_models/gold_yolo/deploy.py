@@ -23,7 +23,9 @@ def num_classes_of(weights, default):
 def build_export_net(cfg, weights=None):
     """Deploy-form network for ``cfg`` with ``weights`` (MindSpore names) loaded before fusion.
 
-    Returns ``(net, input_shape_chw, dynamic_batch_ok)``.
+    Returns ``(net, input_shape_chw, dynamic_batch_ok)``. ``dynamic_batch_ok`` is True: the graph
+    reads only the static H and W (pooling kernels, bilinear-resize matrices, anchor points are
+    constants) and carries the batch axis through, so a MINDIR with an open batch runs.
     """
     from ms_models.utils.weights import load_numpy_state
 

@@ -20,6 +20,9 @@ the ``stems`` (same shapes as the head inputs; the loss only reads their grid si
   reg_ab per anchor = [tx, ty raw, (2*sigmoid(tw))^2 * aw, (2*sigmoid(th))^2 * ah] with (aw, ah) the
   ``anchors_init`` size in pixels / stride (grid units); 3A order: level, anchor (3), row-major y, x.
   With use_dfl=False (reg_max=0) the reg_distri tensors are the 4 raw distances.
+
+The construct paths collect per-level results in tuples, never lists: MindSpore's ONNX converter
+has no ``make_list``.
 """
 import numpy as np
 import mindspore as ms
@@ -37,6 +40,22 @@ def _flat(x):
     """(B, C, H, W) -> (B, H*W, C)."""
     b, c = x.shape[:2]
     return x.reshape(b, c, -1).transpose(0, 2, 1)
+
+
+def _raw_distances(maps):
+    """Per-level (B, 4, H_i, W_i) regression maps -> tuple of (B, 4, H_i*W_i)."""
+    out = ()
+    for r in maps:
+        out = out + (r.reshape(r.shape[0], 4, -1),)
+    return out
+
+
+def _cat_flat(maps, sigmoid=False):
+    """Per-level maps (B, C, H_i, W_i) -> (B, sum H_i*W_i, C), optionally through a sigmoid."""
+    out = ()
+    for m in maps:
+        out = out + (_flat(ops.sigmoid(m) if sigmoid else m),)
+    return ops.cat(out, 1)
 
 
 def _preds(in_channels, cout, bias_value):
@@ -75,21 +94,21 @@ class DetectBase(nn.Cell):
 
     def _decode(self, feats, cls_list, dist_list):
         """Per-level class logits (B,nc,H,W) and distances (B,4,H*W) -> (B, A, 5+nc)."""
-        points, strides = [], []
-        for f, s in zip(feats, self.stride):
+        points, strides, scores = (), (), ()
+        for f, s, c in zip(feats, self.stride, cls_list):
             h, w = f.shape[-2:]
             xs = ops.broadcast_to((ops.arange(w).astype(f.dtype) + 0.5).reshape(1, w), (h, w))
             ys = ops.broadcast_to((ops.arange(h).astype(f.dtype) + 0.5).reshape(h, 1), (h, w))
-            points.append(ops.stack([xs, ys], -1).reshape(-1, 2))
-            strides.append(ops.full((h * w, 1), float(s), dtype=f.dtype))
+            points = points + (ops.stack((xs, ys), -1).reshape(-1, 2),)
+            strides = strides + (ops.full((h * w, 1), float(s), dtype=f.dtype),)
+            scores = scores + (_flat(ops.sigmoid(c)),)
         points, strides = ops.cat(points), ops.cat(strides)
-        b = feats[0].shape[0]
-        scores = ops.cat([ops.sigmoid(c).reshape(b, self.nc, -1) for c in cls_list], -1).transpose(0, 2, 1)
+        scores = ops.cat(scores, 1)
         dist = ops.cat(dist_list, -1).transpose(0, 2, 1)
         x1y1 = points - dist[..., :2]
         x2y2 = points + dist[..., 2:]
-        boxes = ops.cat([(x1y1 + x2y2) / 2, x2y2 - x1y1], -1) * strides
-        return ops.cat([boxes, ops.ones_like(boxes[..., :1]), scores], -1)
+        boxes = ops.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), -1) * strides
+        return ops.cat((boxes, ops.ones_like(boxes[..., :1]), scores), -1)
 
     def _level(self, i, x):
         """Stem, then the cls and reg features of level i."""
@@ -98,9 +117,12 @@ class DetectBase(nn.Cell):
 
     def _distances(self, reg_list):
         """Eval distances per level (B, 4, H*W): DFL expectation or the raw 4 channels."""
-        if self.use_dfl:
-            return [self._dfl(r) for r in reg_list]
-        return [r.reshape(r.shape[0], 4, -1) for r in reg_list]
+        if not self.use_dfl:
+            return _raw_distances(reg_list)
+        out = ()
+        for r in reg_list:
+            out = out + (self._dfl(r),)
+        return out
 
 
 class Detect(DetectBase):
@@ -112,15 +134,14 @@ class Detect(DetectBase):
         self.reg_preds = _preds(in_channels, 4 * (reg_max + 1), 1.0)
 
     def construct(self, xs):
-        feats, cls_list, reg_list = [], [], []
+        feats, cls_list, reg_list = (), (), ()
         for i in range(self.nl):
             x, cls_feat, reg_feat = self._level(i, xs[i])
-            feats.append(x)
-            cls_list.append(self.cls_preds[i](cls_feat))
-            reg_list.append(self.reg_preds[i](reg_feat))
+            feats = feats + (x,)
+            cls_list = cls_list + (self.cls_preds[i](cls_feat),)
+            reg_list = reg_list + (self.reg_preds[i](reg_feat),)
         if self.training:
-            return (tuple(feats), ops.cat([_flat(ops.sigmoid(c)) for c in cls_list], 1),
-                    ops.cat([_flat(r) for r in reg_list], 1))
+            return feats, _cat_flat(cls_list, sigmoid=True), _cat_flat(reg_list)
         return self._decode(feats, cls_list, self._distances(reg_list))
 
 
@@ -134,18 +155,17 @@ class DetectDistillNS(DetectBase):
         self.reg_preds_lrtb = _preds(in_channels, 4, 1.0)
 
     def construct(self, xs):
-        feats, cls_list, reg_list, lrtb_list = [], [], [], []
+        feats, cls_list, reg_list, lrtb_list = (), (), (), ()
         for i in range(self.nl):
             x, cls_feat, reg_feat = self._level(i, xs[i])
-            feats.append(x)
-            cls_list.append(self.cls_preds[i](cls_feat))
-            lrtb_list.append(self.reg_preds_lrtb[i](reg_feat))
+            feats = feats + (x,)
+            cls_list = cls_list + (self.cls_preds[i](cls_feat),)
+            lrtb_list = lrtb_list + (self.reg_preds_lrtb[i](reg_feat),)
             if self.training:
-                reg_list.append(self.reg_preds[i](reg_feat))
+                reg_list = reg_list + (self.reg_preds[i](reg_feat),)
         if self.training:
-            return (tuple(feats), ops.cat([_flat(ops.sigmoid(c)) for c in cls_list], 1),
-                    ops.cat([_flat(r) for r in reg_list], 1), ops.cat([_flat(r) for r in lrtb_list], 1))
-        return self._decode(feats, cls_list, [r.reshape(r.shape[0], 4, -1) for r in lrtb_list])
+            return feats, _cat_flat(cls_list, sigmoid=True), _cat_flat(reg_list), _cat_flat(lrtb_list)
+        return self._decode(feats, cls_list, _raw_distances(lrtb_list))
 
 
 class DetectFuseAB(DetectBase):
@@ -167,24 +187,23 @@ class DetectFuseAB(DetectBase):
         cls = ops.sigmoid(self.cls_preds_ab[i](cls_feat)).reshape(b, self.na, -1, h, w).transpose(0, 1, 3, 4, 2)
         reg = self.reg_preds_ab[i](reg_feat).reshape(b, self.na, -1, h, w).transpose(0, 1, 3, 4, 2)
         wh = (ops.sigmoid(reg[..., 2:4]) * 2) ** 2 * self.anchors_init[i].reshape(1, self.na, 1, 1, 2)
-        reg = ops.cat([reg[..., 0:2], wh], -1)
+        reg = ops.cat((reg[..., 0:2], wh), -1)
         return cls.reshape(b, self.na * h * w, -1), reg.reshape(b, self.na * h * w, 4)
 
     def construct(self, xs):
-        feats, cls_list, reg_list, cls_ab, reg_ab = [], [], [], [], []
+        feats, cls_list, reg_list, cls_ab, reg_ab = (), (), (), (), ()
         for i in range(self.nl):
             x, cls_feat, reg_feat = self._level(i, xs[i])
-            feats.append(x)
-            cls_list.append(self.cls_preds_af[i](cls_feat))
-            reg_list.append(self.reg_preds_af[i](reg_feat))
+            feats = feats + (x,)
+            cls_list = cls_list + (self.cls_preds_af[i](cls_feat),)
+            reg_list = reg_list + (self.reg_preds_af[i](reg_feat),)
             if self.training:
                 c, r = self._anchor_based(i, cls_feat, reg_feat)
-                cls_ab.append(c)
-                reg_ab.append(r)
+                cls_ab = cls_ab + (c,)
+                reg_ab = reg_ab + (r,)
         if self.training:
-            return (tuple(feats), ops.cat(cls_ab, 1), ops.cat(reg_ab, 1),
-                    ops.cat([_flat(ops.sigmoid(c)) for c in cls_list], 1),
-                    ops.cat([_flat(r) for r in reg_list], 1))
+            return (feats, ops.cat(cls_ab, 1), ops.cat(reg_ab, 1), _cat_flat(cls_list, sigmoid=True),
+                    _cat_flat(reg_list))
         return self._decode(feats, cls_list, self._distances(reg_list))
 
 

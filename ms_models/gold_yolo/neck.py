@@ -1,7 +1,7 @@
 """Gather-and-Distribute necks RepGDNeck (N/S), GDNeck (M) and GDNeck2 (L) (MindSpore; PyTorch twin
 ``pt_reference.gold_yolo.neck``).
 
-Input (c2, c3, c4, c5) at strides 4/8/16/32; output [p3, n4, n5] at strides 8/16/32 with channels
+Input (c2, c3, c4, c5) at strides 4/8/16/32; output (p3, n4, n5) at strides 8/16/32 with channels
 cl[6], cl[8], cl[10] (cl = the 11-entry channels list of ``model.py``).
 """
 from mindspore import nn, ops
@@ -20,8 +20,8 @@ class SimFusion_4in(nn.Cell):
     def construct(self, xs):
         x_l, x_m, x_s, x_n = xs
         size = x_s.shape[-2:]
-        return ops.cat([avg_pool_to(x_l, size, self.pool_mode), avg_pool_to(x_m, size, self.pool_mode),
-                          x_s, resize_bilinear(x_n, size)], 1)
+        return ops.cat((avg_pool_to(x_l, size, self.pool_mode), avg_pool_to(x_m, size, self.pool_mode),
+                        x_s, resize_bilinear(x_n, size)), 1)
 
 
 class SimFusion_3in(nn.Cell):
@@ -47,7 +47,7 @@ class AdvPoolFusion(nn.Cell):
         self.pool_mode = pool_mode
 
     def construct(self, x1, x2):
-        return ops.cat([avg_pool_to(x1, x2.shape[-2:], self.pool_mode), x2], 1)
+        return ops.cat((avg_pool_to(x1, x2.shape[-2:], self.pool_mode), x2), 1)
 
 
 class GDNeck(nn.Cell):
@@ -67,7 +67,7 @@ class GDNeck(nn.Cell):
         act = csp_act(training_mode)
         pool = cfg['pool_mode']
         tc = cfg['trans_channels']
-        self.trans_channels = list(tc)
+        self.trans_channels = tuple(tc)
 
         def stage(cin, cout, n):
             if csp_e is None:
@@ -106,18 +106,18 @@ class GDNeck(nn.Cell):
         low_global = ops.split(self.low_IFM(self.low_FAM(xs)), self.trans_channels[0:2], 1)
 
         c5_half = self.reduce_layer_c5(c5)
-        p4 = self.Rep_p4(self.Inject_p4(self.LAF_p4([c3, c4, c5_half]), low_global[0]))
+        p4 = self.Rep_p4(self.Inject_p4(self.LAF_p4((c3, c4, c5_half)), low_global[0]))
 
         p4_half = self.reduce_layer_p4(p4)
-        p3 = self.Rep_p3(self.Inject_p3(self.LAF_p3([c2, c3, p4_half]), low_global[1]))
+        p3 = self.Rep_p3(self.Inject_p3(self.LAF_p3((c2, c3, p4_half)), low_global[1]))
 
-        high = self.conv_1x1_n(self.high_IFM(self.high_FAM([p3, p4, c5])))
+        high = self.conv_1x1_n(self.high_IFM(self.high_FAM((p3, p4, c5))))
         high_global = ops.split(high, self.trans_channels[2:4], 1)
 
         n4 = self.Rep_n4(self.Inject_n4(self.LAF_n4(p3, p4_half), high_global[0]))
         n5_in = p4 if self.n5_from_p4 else n4
         n5 = self.Rep_n5(self.Inject_n5(self.LAF_n5(n5_in, c5_half), high_global[1]))
-        return [p3, n4, n5]
+        return p3, n4, n5
 
 
 class RepGDNeck(GDNeck):

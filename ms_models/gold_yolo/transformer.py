@@ -92,7 +92,10 @@ class PyramidPoolAgg(nn.Cell):
     def construct(self, inputs):
         h, w = inputs[-1].shape[-2:]
         size = ((h - 1) // self.stride + 1, (w - 1) // self.stride + 1)
-        return ops.cat([avg_pool_to(x, size, self.pool_mode) for x in inputs], 1)
+        out = ()
+        for x in inputs:
+            out = out + (avg_pool_to(x, size, self.pool_mode),)
+        return ops.cat(out, 1)
 
 
 class InjectionMultiSum_Auto_pool(nn.Cell):

@@ -1,6 +1,6 @@
 """Gather-and-Distribute necks RepGDNeck (N/S), GDNeck (M) and GDNeck2 (L) (PyTorch twin).
 
-Input (c2, c3, c4, c5) at strides 4/8/16/32; output [p3, n4, n5] at strides 8/16/32 with channels
+Input (c2, c3, c4, c5) at strides 4/8/16/32; output (p3, n4, n5) at strides 8/16/32 with channels
 cl[6], cl[8], cl[10] (cl = the 11-entry channels list of ``model.py``).
 """
 import torch
@@ -117,7 +117,7 @@ class GDNeck(nn.Module):
         n4 = self.Rep_n4(self.Inject_n4(self.LAF_n4(p3, p4_half), high_global[0]))
         n5_in = p4 if self.n5_from_p4 else n4
         n5 = self.Rep_n5(self.Inject_n5(self.LAF_n5(n5_in, c5_half), high_global[1]))
-        return [p3, n4, n5]
+        return p3, n4, n5
 
 
 class RepGDNeck(GDNeck):

@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from common.atomic import atomic_path
 from common.config import dump_config
 
 
@@ -52,15 +52,8 @@ def find_latest_run(parent, config_name, ckpt_name="last.ckpt"):
 
 def write_json_atomic(path, obj):
     """Write ``obj`` as indented JSON via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, default=_json_default)
 
 
 def read_jsonl(path):
@@ -149,11 +142,9 @@ class RunLog:
         if not self.enabled or not self.metrics_path.exists():
             return
         keep = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= after_step]
-        tmp = self.metrics_path.with_name(f".{self.metrics_path.name}.tmp{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_path(self.metrics_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for r in keep:
                 f.write(json.dumps(r) + "\n")
-        os.replace(tmp, self.metrics_path)
 
     def write_final(self, metrics):
         if self.enabled:

@@ -8,12 +8,13 @@ people and tools. Values are numpy arrays: ``ms.save_checkpoint`` crashes on a d
 Tensors.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, ops
+
+from common.atomic import atomic_path
 
 META_KEY = "meta.json"
 _PREFIXES = ("model.", "ema.", "optim.", "loss_scale.")
@@ -25,17 +26,10 @@ def save_state(path, arrays, meta):
     The data goes to a temp file in the same folder, then ``os.replace``; an exception during the
     write leaves the previous file untouched and no temp file behind.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
     obj = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     obj[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8).copy()
-    try:
+    with atomic_path(path) as tmp:
         ms.save_checkpoint(obj, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_state(path):

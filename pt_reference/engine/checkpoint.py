@@ -4,24 +4,18 @@ Payload: ``{'model': state_dict, 'ema': {name: tensor} or None, 'optim': optimiz
 'scaler': GradScaler state or None, 'meta': JSON string}`` (step, epoch, RNG states in the JSON).
 """
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from common.atomic import atomic_path
 
 
 def save_state(path, payload, meta):
     """``torch.save`` of ``payload`` plus ``meta`` via a temp file in the same folder and
     ``os.replace``; an exception during the write leaves the previous file and no temp file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.pt")
-    try:
+    with atomic_path(path) as tmp:
         torch.save({**payload, "meta": json.dumps(meta)}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_state(path):

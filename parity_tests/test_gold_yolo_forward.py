@@ -40,6 +40,7 @@ from ms_models.gold_yolo.naming import torch_name_to_ms
 from parity_tests.harness import assert_all_close, assert_close, copy_pt_to_ms, randomize_norm_stats
 from pt_reference.gold_yolo import switch_to_deploy as pt_switch_to_deploy
 from pt_reference.gold_yolo import transformer as pt_transformer
+from pt_reference.utils.weights import calibrate_bn_statistics
 
 CASES = [  # (variant, builder kwargs, input size)
     ('n', dict(head='plain'), 640),
@@ -64,22 +65,14 @@ def _image(size):
 
 def _prepare_weights(pt, x, seed):
     """BN statistics from ``x``, then randomised BN affines/statistics, prediction convs and alpha."""
-    bns = [m for m in pt.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: after one batch the statistics are that batch's
-    pt.train()
-    with torch.no_grad():
-        pt(torch.from_numpy(x))
+    bns = calibrate_bn_statistics(pt, x)
     rng = np.random.default_rng(seed)
 
     def rand(shape, lo, hi):
         return torch.from_numpy(rng.uniform(lo, hi, shape).astype(np.float32))
 
     with torch.no_grad():
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
+        for m in bns:
             c = m.num_features
             m.weight.copy_(rand(c, 0.3, 0.7))
             m.bias.copy_(rand(c, -0.2, 0.2))

@@ -41,6 +41,7 @@ from ms_models.export import ExportError, export_network, load_exported  # noqa:
 from ms_models.gold_yolo.common import avg_pool_to, max_pool5, resize_bilinear  # noqa: E402
 from ms_models.gold_yolo.deploy import build_export_net  # noqa: E402
 from ms_models.utils.weights import state_numpy  # noqa: E402
+from pt_reference.utils.weights import calibrate_bn_statistics  # noqa: E402
 from parity_tests.harness import copy_pt_to_ms  # noqa: E402
 from parity_tests.test_gold_yolo_forward import _image  # noqa: E402
 
@@ -69,17 +70,8 @@ def _prepare_weights(pt, x, seed):
                 p.copy_(torch.from_numpy(rng.standard_normal(p.shape).astype(np.float32)) * 0.5 / p.shape[1] ** 0.5)
             elif '_preds' in name and name.endswith('bias'):
                 p.copy_(torch.from_numpy(rng.uniform(-1.0, 1.0, p.shape).astype(np.float32)))
-    bns = [m for m in pt.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average: after one batch the statistics are that batch's
-    pt.train()
     with torch.no_grad():
-        pt(torch.from_numpy(x))
-    with torch.no_grad():
-        for m, momentum in zip(bns, momenta):
-            m.momentum = momentum
+        for m in calibrate_bn_statistics(pt, x):
             m.weight.fill_(0.95)
     pt.eval()
 

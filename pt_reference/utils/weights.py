@@ -37,3 +37,20 @@ def load_numpy_state(module, state, strict=True):
 def load_ms_state_into(module, ms_state, hooks=None, strict=True):
     """Convert a MindSpore-named ``{name: np.ndarray}`` with the generic rules (+ ``hooks``) and load it."""
     load_numpy_state(module, convert_state_dict(ms_state, target_shapes(module), "ms2pt", hooks, strict), strict)
+
+
+def calibrate_bn_statistics(module, x):
+    """Set every BatchNorm2d's running statistics to those of the batch ``x`` (numpy, one
+    train-mode forward with a cumulative average), restore each momentum, and leave ``module`` in
+    train mode. Gives test networks realistic activation scales instead of random statistics."""
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: after one batch the statistics are that batch's
+    module.train()
+    with torch.no_grad():
+        module(torch.from_numpy(x))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    return bns

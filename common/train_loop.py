@@ -255,6 +255,8 @@ class TrainLoop:
                                                self.weight_decays, d)
                 self.step += 1
                 self.step_in_epoch = i + 1
+                if hasattr(task, "after_step"):
+                    task.after_step(self.step)
                 named = {n: float(c) for n, c in zip(self.loss_names, comps)}
                 if not (math.isfinite(loss) and all(math.isfinite(v) for v in named.values())):
                     self._stop_non_finite(loss, named, i)

@@ -29,7 +29,8 @@ def _import_families():
             importlib.import_module(name)
 
 
-_FAMILY_MODULES = ("backbones", "classification", "gold_yolo")
+_FAMILY_MODULES = ("backbones", "classification", "gold_yolo", "ppt", "ofakd", "rpg", "dukd", "ift", "species196",
+                   "cfam", "lightclip", "dfkd_t3")
 
 
 def list_models(pattern=None):

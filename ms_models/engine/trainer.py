@@ -61,7 +61,10 @@ class Trainer(TrainLoop):
         groups = check_param_groups(task.param_groups(model))
         self.optimizer = build_optimizer(groups, o)
         self.loss_scale = DynamicLossScale(o.loss_scale_init, o.loss_scale_window) if dynamic else None
-        self.step_cell = TrainStep(task, model, self.optimizer, grad_clip=o.grad_clip,
+        # A task with its own update rule (two optimizer steps, alternating models, masks after the
+        # update) supplies a step with TrainStep's call signature: (lrs, moms, wds, *batch) -> (loss, comps).
+        make_step = getattr(task, "build_train_step", None) or TrainStep
+        self.step_cell = make_step(task, model, self.optimizer, grad_clip=o.grad_clip,
                                    loss_scale=self.loss_scale, world=self.world)
         self.ema = EMA(model) if o.ema else None
         model.set_train(True)

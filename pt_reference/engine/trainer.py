@@ -44,7 +44,8 @@ class Trainer(TrainLoop):
         self.optimizer = build_optimizer(groups, o)
         self.scaler = (torch.amp.GradScaler(self.device.type, init_scale=o.loss_scale_init,
                                             growth_interval=o.loss_scale_window) if dynamic else None)
-        self.step_fn = TrainStep(task, model, self.optimizer, grad_clip=o.grad_clip, scaler=self.scaler,
+        make_step = getattr(task, "build_train_step", None) or TrainStep
+        self.step_fn = make_step(task, model, self.optimizer, grad_clip=o.grad_clip, scaler=self.scaler,
                                  autocast_dtype=autocast_dtype, world=self.world)
         self.ema = EMA(model) if o.ema else None
         return [{"name": g["name"], "weight_decay": float(g["weight_decay"]),

@@ -20,6 +20,13 @@ import ms_models  # noqa: E402,F401  (sets the oneDNN ISA before mindspore loads
 from common.config import ConfigError, load_config  # noqa: E402
 
 
+def write_export_info(path, **info):
+    """``<file>.json`` beside an export: family, config and overrides, input shape (batch None when
+    dynamic), format and checkpoint, so ``ascend/infer.py`` rebuilds the same eval pipeline."""
+    from common.runlog import write_json_atomic
+    write_json_atomic(Path(str(path) + ".json"), info)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="family name or config YAML")
@@ -44,9 +51,8 @@ def main(argv=None):
     from ms_models.engine.checkpoint import read_eval_weights
     from ms_models.export import ExportError, export_network, load_exported
 
-    ms.set_device(args.device)
-    if args.device == "CPU":
-        ms.runtime.launch_blocking()
+    from ms_models.engine import select_device
+    select_device(args.device, log=lambda msg: print(f"[export] {msg}", file=sys.stderr))
     family = cfg._meta_.family
     try:
         deploy = importlib.import_module(f"ms_models.{family}.deploy")
@@ -72,6 +78,9 @@ def main(argv=None):
         print(f"export: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({fmt}, input {'(N, ' + ', '.join(map(str, chw)) + ')' if args.dynamic_batch else shape})")
+    write_export_info(path, family=family, config=str(cfg._meta_.config_path), overrides=list(args.overrides),
+                      input_shape=[None if args.dynamic_batch else args.batch, *map(int, chw)], fmt=fmt,
+                      ckpt=args.ckpt)
     if fmt == "AIR":
         return 0
     run = load_exported(path)

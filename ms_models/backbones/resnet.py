@@ -71,6 +71,20 @@ class Bottleneck(nn.Cell):
         return self.act3(self.drop_path(x) + shortcut)
 
 
+class _StemMaxPool(nn.Cell):
+    """3x3 / stride 2 max pooling with 1 pixel of padding, written as zero padding plus a 'valid'
+    pool. Equal to torch's -inf padding here because the input is a ReLU output (>= 0); unlike
+    ``nn.MaxPool2d(pad_mode='pad')`` (MaxPool3DWithArgmax) it has an ONNX converter."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = ops.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="valid")
+
+    def construct(self, x):
+        return self.pool(self.pad(x))
+
+
 class ResNet(nn.Cell):
     """timm ResNet with the plain 7x7 stem and conv downsampling.
 
@@ -88,7 +102,7 @@ class ResNet(nn.Cell):
         self.conv1 = _conv(in_chans, 64, 7, stride=2)
         self.bn1 = _bn(64)
         self.act1 = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+        self.maxpool = _StemMaxPool()
         total, index, inplanes = sum(layers), 0, 64
         for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), layers)):
             stride = 1 if stage == 0 else 2

@@ -80,13 +80,17 @@ class ClassificationTask:
         """Top-1/top-5 accuracy (percent) on the val split with the eval transform."""
         was_training = model.training
         model.set_train(False)
-        acc = TopKAccuracy((1, 5))
         try:
-            for images, labels in self.data.val:
-                logits = model(ms.Tensor(images))
-                acc.update(logits.asnumpy().astype(np.float32), labels)
+            return self.evaluate_with(lambda images: model(ms.Tensor(images)).asnumpy(), run_dir)
         finally:
             model.set_train(was_training)
+
+    def evaluate_with(self, predict, run_dir=None):
+        """Top-1/top-5 of any ``predict`` callable (numpy (B, 3, S, S) -> logits (B, K)) on the val
+        split; ``ascend/infer.py`` passes an exported model here."""
+        acc = TopKAccuracy((1, 5))
+        for images, labels in self.data.val:
+            acc.update(np.asarray(predict(images)).astype(np.float32), labels)
         return {**acc.compute(), "primary": "top1"}
 
 

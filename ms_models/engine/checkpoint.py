@@ -26,17 +26,21 @@ def save_state(path, arrays, meta):
     The data goes to a temp file in the same folder, then ``os.replace``; an exception during the
     write leaves the previous file untouched and no temp file behind.
     """
-    obj = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    obj = {k: np.ascontiguousarray(v).reshape(np.shape(v)) for k, v in arrays.items()}  # 0-d stays 0-d
     obj[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8).copy()
     with atomic_path(path) as tmp:
         ms.save_checkpoint(obj, str(tmp))
 
 
 def load_state(path):
-    """``(arrays, meta)`` from a file written by ``save_state`` (meta is {} for plain weight files)."""
+    """``(arrays, meta)`` from a file written by ``save_state`` (meta is {} for plain weight files;
+    other formats, .npz/.safetensors/.pt, are read by ``common.weights.read_weights``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.suffix.lower() != ".ckpt":
+        from common.weights import read_weights
+        return read_weights(path), {}
     raw = ms.load_checkpoint(str(path))
     arrays = {k: v.asnumpy() for k, v in raw.items() if k != META_KEY}
     meta = json.loads(raw[META_KEY].asnumpy().tobytes().decode("utf-8")) if META_KEY in raw else {}

@@ -24,6 +24,12 @@ def _unavailable_reason(device):
     return None if ok else f"{device} not available (mindspore.hal.is_available('{device}') is False)"
 
 
+def _runtime_started_on(dev):
+    """True when this process already runs kernels on ``dev`` (a script's ``main`` called from a test
+    or a notebook): the device can no longer be set, and it needs no setting."""
+    return ms.get_context("device_target") == dev and bool(ms.hal.is_initialized(dev))
+
+
 def select_device(requested="auto", log=print):
     """Set the MindSpore device and return its name.
 
@@ -43,6 +49,9 @@ def select_device(requested="auto", log=print):
         reasons.append(why)
     else:
         raise RuntimeError(f"requested device {requested} is not available: {'; '.join(reasons)}")
+    if _runtime_started_on(dev):
+        log(f"device {dev} (already initialised in this process)")
+        return dev
     device_id = os.environ.get("DEVICE_ID")
     if device_id is not None and dev != "CPU" and int(os.environ.get("MS_WORKER_NUM", "1")) <= 1:
         ms.set_device(dev, int(device_id))

@@ -41,3 +41,15 @@ def build_export_net(cfg, weights=None):
         raise ValueError(f"export needs an input side that is a multiple of 64 (fixed pooling ratios), got {size}; "
                          "set --set data.img_size=... or eval.img_size=...")
     return net, (3, size, size), True
+
+
+def infer_overrides(cfg, chw):
+    """Config overrides that make the eval pipeline feed a static ``chw`` graph (``ascend/infer.py``):
+    'rect' batches have per-batch shapes, so they become 'square' letterboxes of the graph's side."""
+    side = int(chw[-1])
+    extra = []
+    if cfg.eval.mode == "rect":
+        extra.append("eval.mode=square")
+    if int(cfg.eval.img_size or cfg.data.img_size) != side:
+        extra.append(f"eval.img_size={side}")
+    return extra

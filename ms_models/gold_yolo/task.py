@@ -113,9 +113,14 @@ class GoldYoloTask:
     def evaluate(self, model, run_dir):
         model.set_train(False)
         try:
-            return evaluate(lambda x: self.predict(model, x), self.cfg, self.data, run_dir)
+            return self.evaluate_with(lambda x: self.predict(model, x), run_dir)
         finally:
             model.set_train(True)
+
+    def evaluate_with(self, predict, run_dir):
+        """The eval pipeline (letterbox, NMS, COCOeval) around any ``predict`` callable (numpy
+        (B, 3, H, W) -> (B, A, 5 + nc)); ``ascend/infer.py`` passes an exported model here."""
+        return evaluate(predict, self.cfg, self.data, run_dir)
 
 
 def build_task(cfg):

@@ -37,7 +37,7 @@ def load_numpy_state(net, state, strict=True):
     to_load = {}
     for name, value in state.items():
         if name in params:
-            data = ms.Tensor(np.ascontiguousarray(value)).astype(params[name].dtype)
+            data = ms.Tensor(np.ascontiguousarray(value).reshape(np.shape(value))).astype(params[name].dtype)
             to_load[name] = ms.Parameter(data, name=name, requires_grad=params[name].requires_grad)
     not_loaded, unused = ms.load_param_into_net(net, to_load, strict_load=True)
     if strict and (not_loaded or unused):

@@ -1,4 +1,4 @@
 """PyTorch reference backbones (timm); importing registers their builders."""
-from . import timm_models
+from . import clip, timm_models
 
-__all__ = ["timm_models"]
+__all__ = ["clip", "timm_models"]

@@ -30,7 +30,7 @@ def load_numpy_state(module, state, strict=True):
     if mismatched or (strict and (missing or unexpected)):
         raise WeightMismatchError(missing if strict else (), unexpected if strict else (), mismatched,
                                   context="(loading into a PyTorch module)")
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(own[k].dtype) for k, v in state.items() if k in own}
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v).reshape(np.shape(v))).to(own[k].dtype) for k, v in state.items() if k in own}
     module.load_state_dict(tensors, strict=strict)
 
 

@@ -111,3 +111,22 @@ def test_gold_yolo_export_infer_matches_eval(tmp_path, fmt):
     assert len(ref) > 50
     assert ref.shape == mine.shape
     np.testing.assert_allclose(mine, ref, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("family", ["ppt", "rpg"])
+def test_classifier_families_export_infer_matches_eval(tmp_path, family):
+    """PPT (token reduction inside the exported graph) and RPG (masked, exactly sparse weights)."""
+    import importlib
+    cfg = load_config(family, ["data.workers=0"])
+    ms.set_seed(0)
+    task = importlib.import_module(f"ms_models.{family}.task").build_task(cfg)
+    expected = task.evaluate(task.model)
+    weights = tmp_path / "w.npz"
+    write_weights(weights, state_numpy(task.model))
+    assert export_main(["--config", family, "--ckpt", str(weights), "--format", "MINDIR", "--dynamic-batch",
+                        "--out", str(tmp_path / family), "--set", "data.workers=0"]) == 0
+    out = tmp_path / "out"
+    assert infer_main(["--model", str(tmp_path / f"{family}.mindir"), "--out", str(out), "--device", "CPU"]) == 0
+    got = _metrics(out)
+    assert 0 < expected["top1"] < 100
+    assert got["top1"] == expected["top1"] and got["top5"] == expected["top5"]

@@ -49,8 +49,9 @@ def select_device(requested="auto", log=print):
         reasons.append(why)
     else:
         raise RuntimeError(f"requested device {requested} is not available: {'; '.join(reasons)}")
+    how = "requested" if requested != "auto" else "auto: " + ("; ".join(reasons) + "; " if reasons else "") + f"using {dev}"
     if _runtime_started_on(dev):
-        log(f"device {dev} (already initialised in this process)")
+        log(f"device {dev} ({how}; already initialised in this process)")
         return dev
     device_id = os.environ.get("DEVICE_ID")
     if device_id is not None and dev != "CPU" and int(os.environ.get("MS_WORKER_NUM", "1")) <= 1:
@@ -59,7 +60,6 @@ def select_device(requested="auto", log=print):
         ms.set_device(dev)
     if dev == "CPU":
         ms.runtime.launch_blocking()
-    how = "requested" if requested != "auto" else "auto: " + ("; ".join(reasons) + "; " if reasons else "") + f"using {dev}"
     log(f"device {dev} ({how})")
     return dev
 

@@ -43,10 +43,19 @@ def _natural(name):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+FAIL_NOTE = """Rows marked FAIL are measured and recorded by tests that do not assert them, each for a
+stated reason: Gold-YOLO's 5-step final weights (MindSpore's CPU reductions drift 10-50x further from a
+float64 run than torch fp32 does; docs/gold_yolo.md, "Training parity"), and in cfam / lightclip the
+key slices of attention input biases, whose true gradient is exactly zero so that each framework's
+rounding noise is scaled to full-size steps by Adam (docs/cfam.md, docs/lightclip.md). Every other
+comparison is asserted by its test.
+"""
+
+
 def render(rows):
     """A summary per (family, level), then every comparison: family, level, name, max diff, tolerance, status."""
     failed = sum(1 for r in rows if not r["ok"])
-    lines = [HEADER, f"{len(rows)} comparisons, {failed} out of tolerance.\n",
+    lines = [HEADER, f"{len(rows)} comparisons, {failed} out of tolerance.\n", FAIL_NOTE,
              "| family | level | comparisons | worst diff / tolerance | status |", "|---|---|---|---|---|"]
     groups = {}
     for r in rows:

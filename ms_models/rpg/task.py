@@ -5,14 +5,10 @@ through ``aug.label_smoothing``), a network from the registry with masks attache
 (``masks.attach_masks``), the RPG train step (``build_train_step``) and the mask-update schedule in
 ``after_step``. ``evaluate`` adds the exact sparsity and rank report to top-1/top-5.
 """
-import numpy as np
 import mindspore as ms
-from mindspore import ops
 
-from common.data.classification import ClassificationData
-from common.metrics.classification import TopKAccuracy
 from common.weights import convert_state_dict, read_weights
-from ms_models.classification.task import model_kwargs, soft_target_cross_entropy
+from ms_models.classification.task import ClassificationTask
 from ms_models.registry import create_model, register_model
 from ms_models.utils.weights import load_numpy_state, state_numpy, target_shapes
 
@@ -53,18 +49,17 @@ def load_pretrained(net, path):
     load_numpy_state(net, full, strict=True)
 
 
-class RPGTask:
-    """Model, data, pruner and loss of one RPG run, built from a config."""
+class RPGTask(ClassificationTask):
+    """Model, data, pruner and loss of one RPG run, built from a config: the classification task's
+    data, batches and cross-entropy, with masks on the network and the RPG step and schedule."""
 
     loss_names = ("ce", "rank")
     build_train_step = RPGTrainStep
 
     def __init__(self, cfg):
         check_config(cfg)
-        self.cfg = cfg
-        self.data = ClassificationData(cfg)
-        self.num_classes = self.data.num_classes
-        self.model = attach_masks(create_model(cfg.model.name, **model_kwargs(cfg, self.num_classes)))
+        super().__init__(cfg)
+        self.model = attach_masks(self.model)
         if cfg.rpg.pretrained_weights:
             load_pretrained(self.model, cfg.rpg.pretrained_weights)
         total = int(cfg.train.epochs) * self.steps_per_epoch()
@@ -75,25 +70,6 @@ class RPGTask:
                   f"{sched.t_end_percent}, the update reaching sparsity {sched.sparsity} would run at step "
                   f"{(sched.update_times + 1) * sched.delta} >= T_end={sched.t_end}; the run ends less sparse. "
                   "Raise rpg.t_end_percent or lower rpg.delta.")
-
-    def steps_per_epoch(self):
-        return len(self.data.train)
-
-    def set_epoch(self, epoch):
-        self.data.train.set_epoch(epoch)
-
-    def train_batches(self, epoch):
-        self.set_epoch(epoch)
-        return iter(self.data.train)
-
-    def forward_loss(self, model, images, targets):
-        """``(ce, (ce,))``; the RPG step adds the rank loss. Traceable by GRAPH mode."""
-        logits = model(images)
-        if targets.ndim == 2:
-            loss = soft_target_cross_entropy(logits, targets)
-        else:
-            loss = ops.cross_entropy(logits, targets)
-        return loss, (loss,)
 
     def param_groups(self, model):
         """``prunable`` (conv/fc weights in layer order, decayed; the train step relies on this group
@@ -135,14 +111,6 @@ class RPGTask:
             write_report(rep, run_dir, title=f"ms {self.cfg.model.name}")
         return {**acc, "sparsity": rep["global_sparsity"], "mean_k": rep["mean_k"],
                 "mean_numerical_rank": rep["mean_numerical_rank"], "primary": "top1"}
-
-    def evaluate_with(self, predict, run_dir=None):
-        """Top-1/top-5 (percent) of any ``predict`` callable (numpy images -> logits) on the val split;
-        ``ascend/infer.py`` passes an exported (masked) network here."""
-        acc = TopKAccuracy((1, 5))
-        for images, labels in self.data.val:
-            acc.update(np.asarray(predict(images)).astype(np.float32), labels)
-        return {**acc.compute(), "primary": "top1"}
 
 
 def build_task(cfg):

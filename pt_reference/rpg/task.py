@@ -7,10 +7,9 @@ through ``aug.label_smoothing``), a network from the registry with masks attache
 """
 import torch
 
-from common.data.classification import ClassificationData
 from common.metrics.classification import TopKAccuracy
 from common.weights import convert_state_dict, read_weights
-from pt_reference.classification.task import model_kwargs, soft_target_cross_entropy
+from pt_reference.classification.task import ClassificationTask
 from pt_reference.registry import create_model, register_model
 from pt_reference.utils.weights import load_numpy_state, state_numpy, target_shapes
 
@@ -53,18 +52,17 @@ def load_pretrained(model, path):
     load_numpy_state(model, full, strict=True)
 
 
-class RPGTask:
-    """Model, data, pruner and loss of one RPG run, built from a config."""
+class RPGTask(ClassificationTask):
+    """Model, data, pruner and loss of one RPG run, built from a config: the classification task's
+    data, batches and cross-entropy, with masks on the network and the RPG step and schedule."""
 
     loss_names = ("ce", "rank")
     build_train_step = RPGTrainStep
 
     def __init__(self, cfg):
         check_config(cfg)
-        self.cfg = cfg
-        self.data = ClassificationData(cfg)
-        self.num_classes = self.data.num_classes
-        self.model = attach_masks(create_model(cfg.model.name, **model_kwargs(cfg, self.num_classes)))
+        super().__init__(cfg)
+        self.model = attach_masks(self.model)
         if cfg.rpg.pretrained_weights:
             load_pretrained(self.model, cfg.rpg.pretrained_weights)
         total = int(cfg.train.epochs) * self.steps_per_epoch()
@@ -75,25 +73,6 @@ class RPGTask:
                   f"{sched.t_end_percent}, the update reaching sparsity {sched.sparsity} would run at step "
                   f"{(sched.update_times + 1) * sched.delta} >= T_end={sched.t_end}; the run ends less sparse. "
                   "Raise rpg.t_end_percent or lower rpg.delta.")
-
-    def steps_per_epoch(self):
-        return len(self.data.train)
-
-    def set_epoch(self, epoch):
-        self.data.train.set_epoch(epoch)
-
-    def train_batches(self, epoch):
-        self.set_epoch(epoch)
-        return iter(self.data.train)
-
-    def forward_loss(self, model, images, targets):
-        """``(ce, (ce,))``; the RPG step adds the rank loss."""
-        logits = model(images)
-        if targets.ndim == 2:
-            loss = soft_target_cross_entropy(logits, targets)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, targets.long())
-        return loss, (loss,)
 
     def param_groups(self, model):
         """``prunable`` (conv/fc weights, decayed), then ``decay`` and ``no_decay`` by ``rpg.wd_rule``."""

@@ -10,8 +10,11 @@ The pre- and post-processing are not re-implemented here: the family's MindSpore
 the config and its ``evaluate_with(predict, out_dir)`` runs (letterbox, NMS and COCOeval for
 detection; resize, crop and top-k for classification; ...), with ``predict`` being the exported
 graph. ``scripts/export.py`` writes ``<model>.json`` beside each export (family, config, overrides,
-input shape); ``--config`` and ``--set`` take precedence over it. A graph exported with a static
-batch gets its batches split and the last one padded, so any eval batch size works.
+inputs with shapes and dtypes, and the part files of a multi-graph export such as image and text
+towers); ``--config`` and ``--set`` take precedence over it. A graph exported with a static batch gets
+its batches split and the last one padded, so any eval batch size works. ``evaluate_with`` receives
+one callable ``predict(*arrays)`` for a single graph, or ``{part: predict}`` for a multi-graph export
+(``--model`` may name any of its parts).
 """
 import argparse
 import importlib
@@ -27,29 +30,35 @@ from common.runlog import write_json_atomic  # noqa: E402
 
 
 class BatchAdapter:
-    """``predict(images) -> outputs`` over a runner with a fixed batch: splits larger inputs into
+    """``predict(*arrays) -> outputs`` over a runner with a fixed batch: splits larger inputs into
     chunks of ``batch`` and zero-pads the last chunk, then drops the padded rows. ``batch=None``
-    (dynamic-batch export) passes inputs through. A multi-output graph returns a tuple."""
+    (dynamic-batch export) passes inputs through. ``dtypes`` (one per graph input, from the export
+    record) casts each input; without it a single input is cast to float32. A multi-output graph
+    returns a tuple."""
 
-    def __init__(self, run, batch=None):
+    def __init__(self, run, batch=None, dtypes=None):
         self.run = run
         self.batch = batch
+        self.dtypes = dtypes
 
-    def __call__(self, images):
+    def __call__(self, *arrays):
         import numpy as np
 
-        images = np.ascontiguousarray(images, np.float32)
-        n = images.shape[0]
+        dtypes = self.dtypes or ["float32"] * len(arrays)
+        if len(dtypes) != len(arrays):
+            raise ValueError(f"the exported graph takes {len(dtypes)} inputs, got {len(arrays)}")
+        arrays = [np.ascontiguousarray(x, dt) for x, dt in zip(arrays, dtypes)]
+        n = arrays[0].shape[0]
         if self.batch is None or n == self.batch:
-            outs = self.run(images)
+            outs = self.run(*arrays)
         else:
             chunks = []
             for i in range(0, n, self.batch):
-                part = images[i:i + self.batch]
-                k = part.shape[0]
+                parts = [x[i:i + self.batch] for x in arrays]
+                k = parts[0].shape[0]
                 if k < self.batch:
-                    part = np.concatenate([part, np.zeros((self.batch - k, *part.shape[1:]), np.float32)])
-                chunks.append([o[:k] for o in self.run(part)])
+                    parts = [np.concatenate([x, np.zeros((self.batch - k, *x.shape[1:]), x.dtype)]) for x in parts]
+                chunks.append([o[:k] for o in self.run(*parts)])
             outs = [np.concatenate(col) for col in zip(*chunks)]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -109,8 +118,13 @@ def main(argv=None):
         print(f"infer: {e}", file=sys.stderr)
         return 2
     family = cfg._meta_.family
-    shape = info.get("input_shape")
-    batch = shape[0] if shape else (args.batch or 1)
+    parts = info.get("parts")
+    if parts:
+        inputs = {name: part["inputs"] for name, part in parts.items()}
+    else:
+        shape = info.get("input_shape")
+        inputs = {None: info.get("inputs") or [{"name": "images", "dtype": "float32",
+                                                "shape": shape or [args.batch or 1]}]}
 
     import mindspore as ms
     from ms_models.engine import check_device, select_device
@@ -122,19 +136,37 @@ def main(argv=None):
     ms.set_seed(int(cfg.get("seed", 0) or 0))
     deploy = importlib.import_module(f"ms_models.{family}.deploy")
     adapt = getattr(deploy, "infer_overrides", None)
-    if adapt is not None and shape:
-        extra = adapt(cfg, shape[1:])
+    if adapt is not None and (parts or info.get("inputs") or info.get("input_shape")):
+        # one graph: the per-sample shape of its first input; several: {part: [per-sample input shapes]}
+        arg = ({name: [s["shape"][1:] for s in specs] for name, specs in inputs.items()} if parts
+               else inputs[None][0]["shape"][1:])
+        extra = adapt(cfg, arg)
         if extra:
-            log(f"static graph input {shape[1:]}: evaluating with {' '.join(extra)}")
+            log(f"static graph inputs {arg}: evaluating with {' '.join(extra)}")
             cfg = load_config(cfg._meta_.config_path, overrides + extra)
     task = importlib.import_module(f"ms_models.{family}.task").build_task(cfg)
     if not hasattr(task, "evaluate_with"):
         print(f"infer: the {family} task has no evaluate_with(predict, out_dir); it cannot evaluate an "
               "exported graph yet", file=sys.stderr)
         return 2
-    predict = BatchAdapter(load_exported(model_path), batch)
-    log(f"{model_path} ({model_path.suffix[1:].upper()}, batch {batch if batch else 'dynamic'}) "
-        f"on {family} eval data")
+
+    def adapter(path, specs):
+        batch = specs[0]["shape"][0] if specs and len(specs[0]["shape"]) > 0 else None
+        return BatchAdapter(load_exported(path), batch, [s["dtype"] for s in specs])
+
+    if parts:
+        missing = [str(model_path.parent / p["file"]) for p in parts.values()
+                   if not (model_path.parent / p["file"]).exists()]
+        if missing:
+            print(f"infer: {model_path} is one part of a multi-graph export; missing beside it: {', '.join(missing)}",
+                  file=sys.stderr)
+            return 2
+        predict = {name: adapter(model_path.parent / p["file"], p["inputs"]) for name, p in parts.items()}
+        desc = ", ".join(f"{name} batch {p['inputs'][0]['shape'][0] or 'dynamic'}" for name, p in parts.items())
+    else:
+        predict = adapter(model_path, inputs[None])
+        desc = f"batch {inputs[None][0]['shape'][0] or 'dynamic'}"
+    log(f"{model_path} ({model_path.suffix[1:].upper()}, {desc}) on {family} eval data")
     metrics = task.evaluate_with(predict, args.out)
     primary = metrics["primary"]
     print(f"[infer] {primary} = {metrics[primary]:.6g}")

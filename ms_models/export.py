@@ -19,8 +19,46 @@ class ExportError(RuntimeError):
     """The requested export is impossible here; the message says why and what to do instead."""
 
 
-def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False):
-    """Export ``net`` (eval mode) for float32 input of ``input_shape`` (N, C, H, W).
+INPUT_DTYPES = ("float32", "float16", "int32", "int64")
+
+
+def input_specs(inputs):
+    """Normalise a deploy module's input description to a list of dicts ``{name, shape, dtype, high}``
+    (``shape`` without the batch axis; ``high`` the exclusive upper bound of integer inputs, e.g. the
+    vocabulary size, used to draw check inputs).
+
+    ``inputs`` is either a ``(C, H, W)``-like tuple of ints (one float32 input named ``images``, the
+    image families) or a list of such dicts (token ids, masks, several tensors).
+    """
+    if len(inputs) and all(isinstance(d, (int, np.integer)) for d in inputs):
+        return [{"name": "images", "shape": [int(d) for d in inputs], "dtype": "float32", "high": None}]
+    specs = []
+    for i, spec in enumerate(inputs):
+        if not isinstance(spec, dict) or "shape" not in spec:
+            raise ExportError(f"input {i}: expected a dict with 'name', 'shape' and 'dtype', got {spec!r}")
+        dtype = str(spec.get("dtype", "float32"))
+        if dtype not in INPUT_DTYPES:
+            raise ExportError(f"input {spec.get('name', i)}: dtype '{dtype}' is not one of {', '.join(INPUT_DTYPES)}")
+        specs.append({"name": str(spec.get("name", f"input{i}")), "shape": [int(d) for d in spec["shape"]],
+                      "dtype": dtype, "high": spec.get("high")})
+    return specs
+
+
+def sample_inputs(specs, batch, rng):
+    """Random arrays for ``specs`` at ``batch``: floats uniform in [0, 1), integers in [0, high)."""
+    out = []
+    for spec in specs:
+        shape = (batch, *spec["shape"])
+        if spec["dtype"].startswith("float"):
+            out.append(rng.random(shape, dtype=np.float32).astype(spec["dtype"]))
+        else:
+            out.append(rng.integers(0, int(spec["high"] or 2), size=shape).astype(spec["dtype"]))
+    return out
+
+
+def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False, inputs=None):
+    """Export ``net`` (eval mode) for a float32 input of ``input_shape`` (N, C, H, W), or, with
+    ``inputs`` (see ``input_specs``), for those inputs at batch ``input_shape[0]``.
 
     ``dynamic_batch`` declares the batch axis as ``None`` (MINDIR only; ONNX and AIR are static).
     Returns the written path (the suffix follows the format).
@@ -38,19 +76,25 @@ def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False
     stem = out_path.with_suffix("") if out_path.suffix.lower() in _SUFFIX.values() else out_path
     stem.parent.mkdir(parents=True, exist_ok=True)
     net.set_train(False)
-    shape = list(input_shape)
-    if dynamic_batch and fmt == "MINDIR":
-        sample = ms.Tensor(shape=[None] + shape[1:], dtype=ms.float32)
-    else:
-        sample = ms.Tensor(np.zeros(shape, np.float32))
+    batch = int(input_shape[0])
+    specs = input_specs(inputs if inputs is not None else tuple(input_shape[1:]))
+    samples = []
+    for spec in specs:
+        dtype = getattr(ms, spec["dtype"])
+        if dynamic_batch and fmt == "MINDIR":
+            samples.append(ms.Tensor(shape=[None] + spec["shape"], dtype=dtype))
+        else:
+            samples.append(ms.Tensor(np.zeros((batch, *spec["shape"]), spec["dtype"])))
     try:
         if fmt == "ONNX":
             # ms.onnx.export, not the deprecated ms.export(file_format='ONNX'), which also chmods the
             # output folder to 0700 (all of /tmp for --out /tmp/x)
-            ms.onnx.export(net, sample, file_name=str(stem) + ".onnx", input_names=["images"],
-                           output_names=["outputs"])
+            # no output_names: MindSpore 2.10 renames the graph output but not the producing node
+            # when the graph ends in some ops (ReduceSum), which onnxruntime rejects as invalid
+            ms.onnx.export(net, *samples, file_name=str(stem) + ".onnx",
+                           input_names=[spec["name"] for spec in specs])
         else:
-            ms.export(net, sample, file_name=str(stem), file_format=fmt)
+            ms.export(net, *samples, file_name=str(stem), file_format=fmt)
     except RuntimeError as e:
         m = re.search(r"Can not find key (\w+) in convert map", str(e))
         if fmt == "ONNX" and m:
@@ -65,17 +109,26 @@ def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False
 
 
 def load_exported(path):
-    """A callable ``f(np.ndarray) -> list[np.ndarray]`` that runs an exported MINDIR or ONNX file."""
+    """A callable ``f(*arrays) -> list[np.ndarray]`` that runs an exported MINDIR or ONNX file.
+
+    Arrays are passed in the graph's input order; float inputs are cast to float32, integer inputs
+    keep their dtype (ONNX: cast to the graph's declared integer type).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
+
+    def as_input(x):
+        x = np.asarray(x)
+        return np.ascontiguousarray(x, np.float32 if x.dtype.kind == "f" else x.dtype)
+
     if suffix == ".mindir":
         import mindspore as ms
         from mindspore import nn
 
         cell = nn.GraphCell(ms.load(str(path)))
 
-        def run_mindir(x):
-            out = cell(ms.Tensor(np.ascontiguousarray(x, np.float32)))
+        def run_mindir(*xs):
+            out = cell(*[ms.Tensor(as_input(x)) for x in xs])
             outs = out if isinstance(out, (tuple, list)) else (out,)
             return [o.asnumpy() for o in outs]
         return run_mindir
@@ -88,9 +141,15 @@ def load_exported(path):
         # (measured: 200 s instead of 1 s for a ResNet-18 eval under load); latency cost is small.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
+        onnx_types = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+                      "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
+        feeds = [(i.name, onnx_types.get(i.type)) for i in sess.get_inputs()]
 
-        def run_onnx(x):
-            return sess.run(None, {name: np.ascontiguousarray(x, np.float32)})
+        def run_onnx(*xs):
+            if len(xs) != len(feeds):
+                raise ExportError(f"{path}: the graph takes {len(feeds)} inputs "
+                                  f"({', '.join(n for n, _ in feeds)}), got {len(xs)}")
+            return sess.run(None, {name: np.ascontiguousarray(x, dtype or as_input(x).dtype)
+                                   for (name, dtype), x in zip(feeds, xs)})
         return run_onnx
     raise ExportError(f"{path}: cannot run '{suffix}' files here (expected .mindir or .onnx)")

@@ -4,7 +4,10 @@
     python scripts/export.py --config configs/gold_yolo/gold_yolo_n.yaml --format ONNX --batch 1
 
 The family's deploy module (``ms_models/<family>/deploy.py``) builds the inference form (e.g.
-Gold-YOLO with RepVGG reparameterisation and Conv+BN fusion). After writing, the exported file is
+Gold-YOLO with RepVGG reparameterisation and Conv+BN fusion): ``build_export_net(cfg, weights)`` for
+one graph, or ``build_export_parts(cfg, weights)`` for several (e.g. image and text towers, written
+as ``<out>.<part>.<suffix>``); inputs are an image shape or typed specs (token ids), see
+docs/dev/CONTRACTS.md. After writing, the exported file is
 run on a random input (a dynamic-batch MINDIR at two batch sizes) and compared with the MindSpore
 network; the max abs diff is printed, and the exit code is 1 when it exceeds the forward tolerance
 1e-4 * max(1, max|output|).
@@ -49,7 +52,7 @@ def main(argv=None):
     import mindspore as ms
 
     from ms_models.engine.checkpoint import read_eval_weights
-    from ms_models.export import ExportError, export_network, load_exported
+    from ms_models.export import ExportError, export_network, input_specs, load_exported, sample_inputs
 
     from ms_models.engine import select_device
     select_device(args.device, log=lambda msg: print(f"[export] {msg}", file=sys.stderr))
@@ -60,50 +63,75 @@ def main(argv=None):
         print(f"export: family '{family}' has no deploy module (ms_models/{family}/deploy.py)", file=sys.stderr)
         return 2
     weights = read_eval_weights(args.ckpt) if args.ckpt else None
-    net, chw, dyn_ok = deploy.build_export_net(cfg, weights)
+    if hasattr(deploy, "build_export_parts"):
+        built = deploy.build_export_parts(cfg, weights)
+    else:
+        built = {None: deploy.build_export_net(cfg, weights)}
     fmt = args.format.upper()
     if args.dynamic_batch and fmt != "MINDIR":
         print(f"export: --dynamic-batch needs --format MINDIR ({fmt} graphs have a static batch; use --batch N)",
               file=sys.stderr)
         return 2
-    if args.dynamic_batch and not dyn_ok:
-        print(f"export: {family} cannot be exported with a dynamic batch (see build_export_net in "
-              f"ms_models/{family}/deploy.py); use --batch N", file=sys.stderr)
+    if args.dynamic_batch and not all(dyn_ok for _, _, dyn_ok in built.values()):
+        print(f"export: {family} cannot be exported with a dynamic batch (see ms_models/{family}/deploy.py); "
+              "use --batch N", file=sys.stderr)
         return 2
     out = Path(args.out or f"exports/{Path(cfg._meta_.config_path).stem}")
-    shape = (args.batch, *chw)
+    stem = out.with_suffix("") if out.suffix.lower() in (".mindir", ".air", ".onnx") else out
+    batch_dim = None if args.dynamic_batch else args.batch
     try:
-        path = export_network(net, shape, out, fmt, dynamic_batch=args.dynamic_batch)
+        specs = {part: input_specs(inputs) for part, (_, inputs, _) in built.items()}
+        written = {}
+        for part, (net, _, _) in built.items():
+            target = stem if part is None else stem.with_name(f"{stem.name}.{part}")
+            written[part] = export_network(net, (args.batch,), target, fmt, dynamic_batch=args.dynamic_batch,
+                                           inputs=specs[part])
     except ExportError as e:
         print(f"export: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {path} ({fmt}, input {'(N, ' + ', '.join(map(str, chw)) + ')' if args.dynamic_batch else shape})")
-    write_export_info(path, family=family, config=str(cfg._meta_.config_path), overrides=list(args.overrides),
-                      input_shape=[None if args.dynamic_batch else args.batch, *map(int, chw)], fmt=fmt,
-                      ckpt=args.ckpt)
+    def recorded(part):
+        return [{"name": s["name"], "shape": [batch_dim, *s["shape"]], "dtype": s["dtype"]} for s in specs[part]]
+    info = dict(family=family, config=str(cfg._meta_.config_path), overrides=list(args.overrides), fmt=fmt,
+                ckpt=args.ckpt)
+    if None in written:
+        first = specs[None][0]
+        if len(specs[None]) == 1 and first["name"] == "images":
+            info["input_shape"] = [batch_dim, *first["shape"]]
+        info["inputs"] = recorded(None)
+    else:
+        info["parts"] = {part: {"file": path.name, "inputs": recorded(part)} for part, path in written.items()}
+    for part, path in written.items():
+        shapes = ", ".join(f"{s['name']} {tuple([batch_dim if batch_dim else 'N', *s['shape']])} {s['dtype']}"
+                           for s in specs[part])
+        print(f"wrote {path} ({fmt}, input {shapes})")
+        write_export_info(path, **info, **({} if part is None else {"part": part}))
     if fmt == "AIR":
         return 0
-    run = load_exported(path)
     batches = (args.batch, args.batch + 1) if args.dynamic_batch else (args.batch,)
-    rng = np.random.default_rng(0)
-    diff, scale = 0.0, 0.0
-    for b in batches:
-        x = rng.random((b, *chw), dtype=np.float32)
-        ref = net(ms.Tensor(x))
-        ref = [r.asnumpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
-        got = run(x)
-        if [r.shape for r in ref] != [g.shape for g in got]:
-            print(f"export: check failed at batch {b}: output shapes {[g.shape for g in got]} from {path}, "
-                  f"expected {[r.shape for r in ref]}", file=sys.stderr)
-            return 1
-        diff = max([diff] + [float(np.abs(r - g).max()) for r, g in zip(ref, got)])
-        scale = max([scale] + [float(np.abs(r).max()) for r in ref])
-    print(f"check: exported vs MindSpore network, max abs diff {diff:.3g} (max |output| {scale:.3g}, "
-          f"batch {', '.join(map(str, batches))})")
-    if diff > 1e-4 * max(1.0, scale):
-        print(f"export: check failed: max abs diff {diff:.3g} exceeds 1e-4 * max(1, max|output|)", file=sys.stderr)
-        return 1
-    return 0
+    status = 0
+    for part, path in written.items():
+        net = built[part][0]
+        run = load_exported(path)
+        rng = np.random.default_rng(0)
+        diff, scale = 0.0, 0.0
+        for b in batches:
+            xs = sample_inputs(specs[part], b, rng)
+            ref = net(*[ms.Tensor(x) for x in xs])
+            ref = [r.asnumpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+            got = run(*xs)
+            if [r.shape for r in ref] != [g.shape for g in got]:
+                print(f"export: check failed at batch {b}: output shapes {[g.shape for g in got]} from {path}, "
+                      f"expected {[r.shape for r in ref]}", file=sys.stderr)
+                return 1
+            diff = max([diff] + [float(np.abs(r.astype(np.float64) - g).max()) for r, g in zip(ref, got)])
+            scale = max([scale] + [float(np.abs(r).max()) for r in ref])
+        print(f"check: {path.name} vs MindSpore network, max abs diff {diff:.3g} (max |output| {scale:.3g}, "
+              f"batch {', '.join(map(str, batches))})")
+        if diff > 1e-4 * max(1.0, scale):
+            print(f"export: check failed for {path.name}: max abs diff {diff:.3g} exceeds 1e-4 * max(1, max|output|)",
+                  file=sys.stderr)
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ VARIANTS = {
     "decoder": ("SDM + ID + granularity decoder", ["loss.match=0"]),
     "matching": ("SDM + ID + hard-negative matching", ["loss.gran=0"]),
     "full": ("CFAM: SDM + ID + decoder + hard-negative matching", []),
+    "itc_decoder": ("ITC + ID + granularity decoder (ITC alignment)",
+                    ["loss.sdm=0", "loss.itc=1", "model.granularity_loss=itc", "loss.match=0"]),
+    "itc_matching": ("ITC + ID + hard-negative matching", ["loss.sdm=0", "loss.itc=1", "loss.gran=0"]),
     "itc_full": ("CFAM with ITC: ITC + ID + decoder (ITC alignment) + hard-negative matching",
                  ["loss.sdm=0", "loss.itc=1", "model.granularity_loss=itc"]),
 }

@@ -80,7 +80,7 @@ def test_registered_builders_at_paper_size():
     net = create_model("ift", embed_dim=60, fgps_backend="lsh")
     names = set(net.parameters_dict())
     assert "fgps.rotations" in names and "scf_1.cross_attn.kv.weight" in names
-    assert net.parameters_dict()["fgps.rotations"].shape == (8, 3 * 64, 8)
+    assert net.parameters_dict()["fgps.rotations"].shape == (8, 3 * 64 + 2, 8)  # + the 2 level components
     assert len(net.layers) == 3 and all(len(layer.residual_group.blocks) == 6 for layer in net.layers)
     shell = create_model("hdr_transformer")
     assert not any(n.startswith(("fgps", "scf_")) for n in shell.parameters_dict())

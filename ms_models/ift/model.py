@@ -16,7 +16,10 @@ Search descriptors (``search_on``): 'exposure_aligned_input' compares mu-law(min
 the two frames, where c is just below the saturation level of the longer exposure of the pair
 (1/t, estimated per image as sum(H) / sum(L^2.2) over unsaturated pixels), so both descriptors
 cover the range both frames record; 'features' compares the conv_f features. Descriptors are
-centred per patch, so cosine similarity is normalised cross-correlation.
+centred per patch, so cosine similarity is normalised cross-correlation; for the input descriptors
+the patch level (mean mu-law value m) is appended as search_level_weight * (cos(pi m / 2), sin(pi m / 2)),
+because a flat patch (saturated, uniform) is the zero vector after centring and would match an
+arbitrary patch (its similarity to every patch is 0).
 
 ``align=False`` is the plain HDR-Transformer; ``fgps_backend='none'`` keeps SCF but fuses every
 reference patch with the co-located supporting patch only (the window-only baseline).
@@ -42,7 +45,7 @@ class IFT(nn.Cell):
     def __init__(self, in_chans=6, embed_dim=60, depths=(6, 6, 6), num_heads=(6, 6, 6), window_size=8,
                  mlp_ratio=2.0, drop_path_rate=0.1, align=True, patch_size=8, k=4, fgps_backend="exact",
                  n_hashes=8, n_buckets=16, chunk_size=64, lsh_seed=0, search_on="exposure_aligned_input",
-                 scf_heads=6, scf_mlp_ratio=2.0, input_order="hdr_first"):
+                 scf_heads=6, scf_mlp_ratio=2.0, input_order="hdr_first", search_level_weight=0.5):
         super().__init__()
         _check_choice("input_order", input_order, INPUT_ORDERS)
         _check_choice("search_on", search_on, SEARCH_ON)
@@ -51,11 +54,16 @@ class IFT(nn.Cell):
             raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} must have the same length")
         self.align, self.patch_size, self.window_size = bool(align), int(patch_size), int(window_size)
         self.search_on, self.input_order = search_on, input_order
+        if search_level_weight < 0:
+            raise ValueError(f"search_level_weight must be >= 0, got {search_level_weight}")
+        self.search_level_weight = float(search_level_weight)
         self.conv_f1 = conv2d(in_chans, embed_dim, 3, 1)
         self.conv_f2 = conv2d(in_chans, embed_dim, 3, 1)
         self.conv_f3 = conv2d(in_chans, embed_dim, 3, 1)
         if self.align:
             dim = 3 * patch_size ** 2 if search_on == "exposure_aligned_input" else embed_dim * patch_size ** 2
+            if search_on == "exposure_aligned_input" and self.search_level_weight > 0:
+                dim += 2
             self.fgps = FGPS(k, fgps_backend, dim, n_hashes, n_buckets, chunk_size, lsh_seed)
             self.scf_1 = SelfCrossFusion(embed_dim, scf_heads, patch_size, scf_mlp_ratio)
             self.scf_3 = SelfCrossFusion(embed_dim, scf_heads, patch_size, scf_mlp_ratio)
@@ -100,7 +108,14 @@ class IFT(nn.Cell):
             d = patchify(mu_law(hdr), self.patch_size)
         b, n = d.shape[0], d.shape[1]
         d = ops.reshape(d, (b, n, -1))
-        return d - d.mean(axis=-1, keep_dims=True)
+        mean = d.mean(axis=-1, keep_dims=True)
+        if self.search_on == "features" or self.search_level_weight == 0:
+            return d - mean
+        # the patch level (mean, in [0, 1] mu-law units) on a quarter circle, so that flat patches
+        # (zero after centring) match patches of their own level instead of an arbitrary one
+        angle = mean * (math.pi / 2)
+        level = ops.concat((ops.cos(angle), ops.sin(angle)), axis=-1) * self.search_level_weight
+        return ops.concat((d - mean, level), axis=-1)
 
     def match(self, x1, x2, x3, f1=None, f2=None, f3=None):
         """FGPS indices (B, N, k) of frames 1 and 3 for every reference patch."""

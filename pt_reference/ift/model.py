@@ -19,7 +19,7 @@ class IFT(nn.Module):
     def __init__(self, in_chans=6, embed_dim=60, depths=(6, 6, 6), num_heads=(6, 6, 6), window_size=8,
                  mlp_ratio=2.0, drop_path_rate=0.1, align=True, patch_size=8, k=4, fgps_backend="exact",
                  n_hashes=8, n_buckets=16, chunk_size=64, lsh_seed=0, search_on="exposure_aligned_input",
-                 scf_heads=6, scf_mlp_ratio=2.0, input_order="hdr_first"):
+                 scf_heads=6, scf_mlp_ratio=2.0, input_order="hdr_first", search_level_weight=0.5):
         super().__init__()
         _check_choice("input_order", input_order, INPUT_ORDERS)
         _check_choice("search_on", search_on, SEARCH_ON)
@@ -28,11 +28,16 @@ class IFT(nn.Module):
             raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} must have the same length")
         self.align, self.patch_size, self.window_size = bool(align), int(patch_size), int(window_size)
         self.search_on, self.input_order = search_on, input_order
+        if search_level_weight < 0:
+            raise ValueError(f"search_level_weight must be >= 0, got {search_level_weight}")
+        self.search_level_weight = float(search_level_weight)
         self.conv_f1 = conv2d(in_chans, embed_dim, 3, 1)
         self.conv_f2 = conv2d(in_chans, embed_dim, 3, 1)
         self.conv_f3 = conv2d(in_chans, embed_dim, 3, 1)
         if self.align:
             dim = 3 * patch_size ** 2 if search_on == "exposure_aligned_input" else embed_dim * patch_size ** 2
+            if search_on == "exposure_aligned_input" and self.search_level_weight > 0:
+                dim += 2
             self.fgps = FGPS(k, fgps_backend, dim, n_hashes, n_buckets, chunk_size, lsh_seed)
             self.scf_1 = SelfCrossFusion(embed_dim, scf_heads, patch_size, scf_mlp_ratio)
             self.scf_3 = SelfCrossFusion(embed_dim, scf_heads, patch_size, scf_mlp_ratio)
@@ -70,7 +75,12 @@ class IFT(nn.Module):
                 hdr = torch.minimum(hdr, clip.reshape(-1, 1, 1, 1))
             d = patchify(mu_law(hdr), self.patch_size)
         d = d.reshape(d.shape[0], d.shape[1], -1)
-        return d - d.mean(dim=-1, keepdim=True)
+        mean = d.mean(dim=-1, keepdim=True)
+        if self.search_on == "features" or self.search_level_weight == 0:
+            return d - mean
+        angle = mean * (math.pi / 2)
+        level = torch.cat((torch.cos(angle), torch.sin(angle)), dim=-1) * self.search_level_weight
+        return torch.cat((d - mean, level), dim=-1)
 
     def match(self, x1, x2, x3, f1=None, f2=None, f3=None):
         if self.search_on == "features":

@@ -138,6 +138,19 @@ class DFKDT3Task:
         self.corpus_ids = [t for t in (self.vocab.from_teacher(c) for c in corpus_tokens) if len(t) >= 3]
         self.prefix_len = int(d.source_len) + 2
         self.gen_len = int(d.gen_len)
+        self._vocab_ids, self._prepare, self._model = vocab_ids, prepare, None
+
+    @property
+    def model(self):
+        """The DFKD-T3 system (generator, frozen copy, teacher, student), built on first use: teacher
+        fine-tuning and generator pretraining (or their cached results) happen only when a caller
+        needs them, so ``evaluate_with`` on an exported student (``ascend/infer.py``) never runs them."""
+        if self._model is None:
+            self._model = self._build_model(self._vocab_ids, self._prepare)
+        return self._model
+
+    def _build_model(self, vocab_ids, prepare):
+        m, k = self.cfg.model, self.cfg.dfkd
         ms.set_seed(self.seed)
         teacher = self._teacher(prepare)
         gen = self._generator(vocab_ids, prepare)
@@ -148,9 +161,9 @@ class DFKDT3Task:
                                                              attention_probs_dropout_prob=0.0), int(m.num_labels))
         if m.student_init == "minilm":
             load_minilm(student.bert)
-        self.model = DFKDT3(gen, gen0, teacher, student, vocab_ids, self.tokenizer.cls_id, self.tokenizer.sep_id,
-                            grad_estimator=k.grad_estimator, conditioning=k.conditioning, fidelity=k.fidelity,
-                            lambda_div=k.lambda_div, lambda_adv=k.lambda_adv, beta_fid=k.beta_fid, tau_kd=k.tau_kd)
+        return DFKDT3(gen, gen0, teacher, student, vocab_ids, self.tokenizer.cls_id, self.tokenizer.sep_id,
+                      grad_estimator=k.grad_estimator, conditioning=k.conditioning, fidelity=k.fidelity,
+                      lambda_div=k.lambda_div, lambda_adv=k.lambda_adv, beta_fid=k.beta_fid, tau_kd=k.tau_kd)
 
     # ---- preparation ---------------------------------------------------------------------------
     def _new_generator(self):
@@ -275,10 +288,21 @@ class DFKDT3Task:
         return [g["name"] for g in self.param_groups(model)]
 
     # ---- evaluation ----------------------------------------------------------------------------
+    def encode(self, sentences):
+        """Eval tokenisation: WordPiece ``[CLS] ... [SEP]`` padded / truncated to ``data.max_len``
+        -> ``(input_ids int32 (N, L), attention_mask int32 (N, L))``."""
+        return self.tokenizer.encode_batch(sentences, int(self.cfg.data.max_len))
+
+    @staticmethod
+    def predictor(clf, bs=64):
+        """``predict(ids, mask) -> logits`` (numpy) of a MindSpore classifier, in chunks of ``bs``."""
+        def predict(ids, mask):
+            return np.concatenate([clf(Tensor(ids[i:i + bs]), Tensor(mask[i:i + bs])).asnumpy()
+                                   for i in range(0, len(ids), bs)])
+        return predict
+
     def _logits(self, clf, sentences, bs=64):
-        ids, mask = self.tokenizer.encode_batch(sentences, int(self.cfg.data.max_len))
-        return np.concatenate([clf(Tensor(ids[i:i + bs]), Tensor(mask[i:i + bs])).asnumpy()
-                               for i in range(0, len(ids), bs)])
+        return self.predictor(clf, bs)(*self.encode(sentences))
 
     def task_metric(self, pred, labels):
         return (matthews_corrcoef if METRICS[self.task_name] == "matthews_corrcoef" else accuracy)(pred, labels)
@@ -307,16 +331,27 @@ class DFKDT3Task:
         return {"distinct_1": distinct_n(toks, 1), "distinct_2": distinct_n(toks, 2),
                 "teacher_confidence": stats["confidence"], "teacher_label_entropy": stats["batch_label_entropy"]}
 
+    def evaluate_with(self, predict, run_dir=None):
+        """Student metric of any ``predict(input_ids, attention_mask) -> logits (N, num_labels)``
+        (numpy int32 (N, data.max_len) in) on the held-out split; ``ascend/infer.py`` passes an
+        exported student here, ``evaluate`` the MindSpore one."""
+        sents, labels = self.dev_text
+        logits = np.asarray(predict(*self.encode(sents)))
+        if logits.shape != (len(sents), int(self.cfg.model.num_labels)):
+            raise ValueError(f"evaluate_with: predict returned shape {logits.shape}, expected "
+                             f"({len(sents)}, model.num_labels={self.cfg.model.num_labels})")
+        return {"student_metric": self.task_metric(logits.argmax(1), np.asarray(labels)),
+                "metric": METRICS[self.task_name], "primary": "student_metric"}
+
     def evaluate(self, model, run_dir=None):
         """Student / teacher metric on the held-out split and generated-text statistics."""
         sents, labels = self.dev_text
-        labels = np.asarray(labels)
-        s_pred = self._logits(model.student, sents).argmax(1)
+        out = self.evaluate_with(self.predictor(model.student))
         t_pred = self._logits(model.teacher, sents).argmax(1)
         n = int(self.cfg.eval.num_generated)
         sources, glabels, gen_ids = self.generate_texts(model, n)
-        out = {"student_metric": self.task_metric(s_pred, labels), "teacher_metric": self.task_metric(t_pred, labels),
-               "metric": METRICS[self.task_name], **self.text_statistics(model, gen_ids), "primary": "student_metric"}
+        out = {"student_metric": out["student_metric"], "teacher_metric": self.task_metric(t_pred, np.asarray(labels)),
+               "metric": out["metric"], **self.text_statistics(model, gen_ids), "primary": "student_metric"}
         if run_dir:
             from common.atomic import atomic_path
             path = os.path.join(str(run_dir), "generated.jsonl")

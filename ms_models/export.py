@@ -100,7 +100,8 @@ def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False
         if fmt == "ONNX" and m:
             raise ExportError(f"ONNX export is impossible for this network: MindSpore has no ONNX converter for "
                               f"the op '{m.group(1)}'. Export MINDIR instead, or switch the model to a form "
-                              f"without that op (e.g. pool_mode=fixed_avgpool for adaptive pooling).") from None
+                              f"without that op (the family's docs page lists what exports; Gold-YOLO: "
+                              f"pool_mode=fixed_avgpool for adaptive pooling).") from None
         raise
     written = Path(str(stem) + _SUFFIX[fmt])
     if not written.exists():

@@ -6,7 +6,8 @@ only student and projector parameters are trained.  Batches are ``(images, targe
 The teacher comes from ``model.teacher_checkpoint`` (timm/PyTorch or MindSpore naming, loaded
 strictly); when it is null and ``teacher.pretrain_epochs > 0`` the teacher is first trained with
 cross-entropy on the same data (the demo) and cached under ``teacher.cache_dir``.  ``evaluate``
-reports the student's top-1/top-5 and the top-1 of every branch (percent).
+reports the student's top-1/top-5 and the top-1 of every branch (percent); ``evaluate_with`` the
+student's top-1/top-5 of an exported student (``ms_models/ofakd/deploy.py``, ``ascend/infer.py``).
 """
 import numpy as np
 import mindspore as ms
@@ -110,18 +111,37 @@ class OFAKDTask:
         """Student top-1/top-5 and each branch's top-1 (percent) on the val split."""
         was_training = model.training
         model.set_train(False)
-        student = TopKAccuracy((1, 5))
-        branches = [TopKAccuracy((1,)) for _ in model.stages]
+
+        def forward(images):
+            logits, branch = model.branch_logits(ms.Tensor(images))
+            return logits.asnumpy(), [z.asnumpy() for z in branch]
         try:
-            for images, labels in self.data.val:
-                logits, branch = model.branch_logits(ms.Tensor(images))
-                student.update(logits.asnumpy().astype(np.float32), labels)
-                for acc, z in zip(branches, branch):
-                    acc.update(z.asnumpy().astype(np.float32), labels)
+            return self._accuracy(forward, model.stages)
         finally:
             model.set_train(was_training)
+
+    def evaluate_with(self, predict, run_dir=None):
+        """Student top-1/top-5 of any ``predict`` callable (numpy (B, 3, S, S) -> logits (B, K)) on the
+        val split, with the same batches and accuracy code as ``evaluate`` (the branches are training
+        parts, absent from a deployed student); ``ascend/infer.py`` passes an exported student here."""
+        return self._accuracy(lambda images: (predict(images), ()), ())
+
+    def _accuracy(self, forward, stages):
+        """Top-1/top-5 of the student logits and top-1 of each branch of ``forward(images) ->
+        (logits, branch logits in stages order)`` over the val batches."""
+        student = TopKAccuracy((1, 5))
+        branches = [TopKAccuracy((1,)) for _ in stages]
+        for images, labels in self.data.val:
+            logits, branch = forward(images)
+            logits = np.asarray(logits, np.float32)
+            if logits.shape != (images.shape[0], self.num_classes):
+                raise ValueError(f"ofakd evaluation: the student returned logits of shape {logits.shape}, expected "
+                                 f"({images.shape[0]}, {self.num_classes}) (batch, classes of data.root)")
+            student.update(logits, labels)
+            for acc, z in zip(branches, branch):
+                acc.update(np.asarray(z, np.float32), labels)
         out = dict(student.compute())
-        for s, acc in zip(model.stages, branches):
+        for s, acc in zip(stages, branches):
             out[f"branch{s}_top1"] = acc.compute()["top1"]
         return {**out, "primary": "top1"}
 

@@ -3,14 +3,16 @@
 The data, batches and evaluation are framework-free (``common.data.species196_tracks``); this
 module adds the models (the foundation's classifiers, ``species196_cnn``, the MAE ViT, the ViT
 classifier with an MAE encoder), the traced losses and the numpy forward passes used by evaluation.
+The classifier tracks evaluate through ``evaluate_with(predict)``, which also scores an exported
+classifier (``ms_models/species196/deploy.py``, ``ascend/infer.py``).
 """
 import math
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from common.data.species196_tracks import (Species196TaskBase, encoder_kwargs, mae_model_kwargs,
-                                           resolve_pretrained)
+from common.data.species196_tracks import (CLASSIFIER_TRACKS, Species196TaskBase, encoder_kwargs,
+                                           mae_model_kwargs, resolve_pretrained)
 from ms_models.classification.task import is_no_decay, model_kwargs, soft_target_cross_entropy
 from ms_models.registry import create_model
 
@@ -28,6 +30,13 @@ class ZeroShotState(nn.Cell):
 
     def construct(self):
         return ops.exp(self.logit_scale)
+
+
+class NumpyPredict:
+    """A numpy ``predict(images) -> logits`` standing in for the model in the shared evaluation."""
+
+    def __init__(self, fn):
+        self.fn = fn
 
 
 class NoTrainingStep:
@@ -56,6 +65,28 @@ def load_encoder(model, path):
     print(f"[species196] loaded {len(need)} encoder tensors from {path}")
 
 
+def build_classifier(cfg, track, num_classes, encoder=None):
+    """The classifier of a classifier track (also the deployed network, ``deploy.py``):
+    ``model.name`` for supervised / fixmatch; for linear_probe / finetune the ViT shaped like the MAE
+    encoder (``mae.*``, ``data.img_size``) with the encoder weights of the checkpoint ``encoder``
+    (None: as initialised), and for linear_probe MAE's BatchNorm + linear head with the rest frozen."""
+    if track in ("supervised", "fixmatch"):
+        return create_model(cfg.model.name, **model_kwargs(cfg, num_classes))
+    if track not in ("linear_probe", "finetune"):
+        raise ValueError(f"track {track!r} has no classifier; classifier tracks: {CLASSIFIER_TRACKS}")
+    enc = encoder_kwargs(cfg)
+    dpr = float(cfg.model.drop_path_rate) if track == "finetune" else 0.0
+    model = create_model("species196_vit", **enc, num_classes=num_classes, drop_path_rate=dpr)
+    if encoder is not None:
+        load_encoder(model, encoder)
+    if track == "linear_probe":
+        model.head = linear_probe_head(enc["embed_dim"], num_classes)
+        for p in model.get_parameters():
+            if not p.name.startswith("head."):
+                p.requires_grad = False
+    return model
+
+
 class Species196Task(Species196TaskBase):
     framework = "ms"
     ckpt_suffix = ".ckpt"
@@ -70,24 +101,14 @@ class Species196Task(Species196TaskBase):
     def build_model(self):
         cfg, k, t = self.cfg, self.num_classes, self.track
         if t in ("supervised", "fixmatch"):
-            return create_model(cfg.model.name, **model_kwargs(cfg, k))
+            return build_classifier(cfg, t, k)
         if t == "mae_pretrain":
             return create_model(cfg.mae.model, **mae_model_kwargs(cfg))
         if t in ("linear_probe", "finetune"):
-            enc = encoder_kwargs(cfg)
-            dpr = float(cfg.model.drop_path_rate) if t == "finetune" else 0.0
-            model = create_model("species196_vit", **enc, num_classes=k, drop_path_rate=dpr)
             path = resolve_pretrained(cfg, self.ckpt_suffix)
-            if path is not None:
-                load_encoder(model, path)
-            else:
+            if path is None:
                 print("[species196] probe.pretrained is null: the ViT encoder starts from random weights")
-            if t == "linear_probe":
-                model.head = linear_probe_head(enc["embed_dim"], k)
-                for p in model.get_parameters():
-                    if not p.name.startswith("head."):
-                        p.requires_grad = False
-            return model
+            return build_classifier(cfg, t, k, encoder=path)
         return ZeroShotState(float(cfg.zero_shot.logit_scale))
 
     def forward_loss(self, model, *batch):
@@ -117,7 +138,12 @@ class Species196Task(Species196TaskBase):
 
     # ---- numpy forward passes (evaluation) ---------------------------------------------------
     def logits_np(self, model, images):
-        return model(Tensor(images)).asnumpy().astype(np.float32)
+        out = model.fn(images) if isinstance(model, NumpyPredict) else model(Tensor(images)).asnumpy()
+        out = np.asarray(out).astype(np.float32)
+        if out.shape != (images.shape[0], self.num_classes):
+            raise ValueError(f"species196 evaluation: the classifier returned logits of shape {out.shape}, expected "
+                             f"({images.shape[0]}, {self.num_classes}) (batch, classes of the label map)")
+        return out
 
     def features_np(self, model, images):
         return model.encode(Tensor(images)).asnumpy()
@@ -134,12 +160,24 @@ class Species196Task(Species196TaskBase):
                                       weights=z.clip_weights)
 
     def evaluate(self, model, run_dir=None):
+        """Track metrics of ``model`` in eval mode; classifier tracks go through ``evaluate_with``."""
         was_training = model.training
         model.set_train(False)
         try:
+            if self.track in CLASSIFIER_TRACKS:
+                return self.evaluate_with(lambda images: model(Tensor(images)).asnumpy(), run_dir)
             return super().evaluate(model, run_dir)
         finally:
             model.set_train(was_training)
+
+    def evaluate_with(self, predict, run_dir=None):
+        """Species196 metrics (top-1/top-5, macro, per taxonomic level and supercategory; report,
+        label map and confusion PNG in ``run_dir``) of any classifier ``predict`` (numpy (B, 3, S, S)
+        eval crops -> logits (B, K)) on the val split; ``ascend/infer.py`` passes an exported graph."""
+        if self.track not in CLASSIFIER_TRACKS:
+            raise ValueError(f"species196 evaluate_with: track {self.track!r} is not evaluated by a classifier "
+                             f"(classifier tracks: {', '.join(CLASSIFIER_TRACKS)})")
+        return super().evaluate(NumpyPredict(predict), run_dir)
 
 
 def build_task(cfg):

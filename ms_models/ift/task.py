@@ -44,14 +44,22 @@ class IFTTask:
         return [{"name": "all", "params": list(model.trainable_params()),
                  "weight_decay": float(self.cfg.optim.weight_decay)}]
 
+    def evaluate_with(self, predict, run_dir=None):
+        """The tiled test protocol (``eval.tile`` tiles, padding with ``eval.pad_value``, stitching;
+        ``common.data.hdr_task.HDRTaskData.evaluate``) around ``predict(x1, x2, x3) -> (B, 3, T, T)``
+        (numpy (B, 6, T, T) each; an exported graph or the MindSpore model): PSNR-l, PSNR-mu
+        (primary), SSIM-l, SSIM-mu."""
+        return self.data.evaluate(predict, run_dir)
+
     def evaluate(self, model, run_dir=None):
+        """``evaluate_with`` around the MindSpore ``model`` in eval mode."""
         was_training = model.training
         model.set_train(False)
 
         def predict(x1, x2, x3):
             return model(ms.Tensor(x1), ms.Tensor(x2), ms.Tensor(x3)).asnumpy().astype(np.float32)
         try:
-            return self.data.evaluate(predict, run_dir)
+            return self.evaluate_with(predict, run_dir)
         finally:
             model.set_train(was_training)
 

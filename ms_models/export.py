@@ -97,6 +97,10 @@ def export_network(net, input_shape, out_path, fmt="MINDIR", dynamic_batch=False
             ms.export(net, *samples, file_name=str(stem), file_format=fmt)
     except RuntimeError as e:
         m = re.search(r"Can not find key (\w+) in convert map", str(e))
+        if fmt == "ONNX" and m and m.group(1) == "Erf":
+            raise ExportError("ONNX export is impossible for this network as trained: MindSpore has no ONNX "
+                              "converter for the op 'Erf' (exact GELU). Export with --erf-free-gelu (a polynomial "
+                              "erf, |error| <= 1.5e-7), or export MINDIR.") from None
         if fmt == "ONNX" and m:
             raise ExportError(f"ONNX export is impossible for this network: MindSpore has no ONNX converter for "
                               f"the op '{m.group(1)}'. Export MINDIR instead, or switch the model to a form "

@@ -40,6 +40,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="static batch size of the exported graph")
     ap.add_argument("--dynamic-batch", action="store_true", help="MINDIR only: batch axis left open")
     ap.add_argument("--device", default="CPU", help="device used for export (AIR needs Ascend)")
+    ap.add_argument("--erf-free-gelu", action="store_true",
+                    help="replace every exact GELU by a polynomial-erf form (|error| <= 1.5e-7; MindSpore 2.10 has "
+                         "no ONNX converter for Erf, so ViT/Swin/BERT-type models need this for --format ONNX)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
 
@@ -67,6 +70,11 @@ def main(argv=None):
         built = deploy.build_export_parts(cfg, weights)
     else:
         built = {None: deploy.build_export_net(cfg, weights)}
+    if args.erf_free_gelu:
+        from ms_models.layers.erf_free import swap_gelu
+        swapped = sum(swap_gelu(net) for net, _, _ in built.values())
+        print(f"--erf-free-gelu: {swapped} GELU cells replaced" if swapped else
+              "--erf-free-gelu: the network has no nn.GELU cell; nothing replaced", file=sys.stderr)
     fmt = args.format.upper()
     if args.dynamic_batch and fmt != "MINDIR":
         print(f"export: --dynamic-batch needs --format MINDIR ({fmt} graphs have a static batch; use --batch N)",
@@ -92,7 +100,7 @@ def main(argv=None):
     def recorded(part):
         return [{"name": s["name"], "shape": [batch_dim, *s["shape"]], "dtype": s["dtype"]} for s in specs[part]]
     info = dict(family=family, config=str(cfg._meta_.config_path), overrides=list(args.overrides), fmt=fmt,
-                ckpt=args.ckpt)
+                ckpt=args.ckpt, erf_free_gelu=bool(args.erf_free_gelu))
     if None in written:
         first = specs[None][0]
         if len(specs[None]) == 1 and first["name"] == "images":

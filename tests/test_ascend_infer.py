@@ -179,3 +179,40 @@ def test_export_typed_multi_input_graph(tmp_path, fmt):
         assert names == ["input_ids", "mask"]
     with pytest.raises(Exception, match="dtype 'int8'"):
         input_specs([{"name": "x", "shape": [2], "dtype": "int8"}])
+
+
+def test_vit_exports_to_onnx_only_with_erf_free_gelu(tmp_path, capsys):
+    """Exact GELU has no ONNX converter in MindSpore 2.10: the plain export names Erf and the flag;
+    with --erf-free-gelu the PPT ViT (token pruning/pooling inside the graph) exports, the export
+    check passes (1e-4) and infer.py reproduces the eval metric."""
+    cfg = load_config("ppt", ["data.workers=0"])
+    ms.set_seed(0)
+    from ms_models.ppt.task import build_task
+    task = build_task(cfg)
+    expected = task.evaluate(task.model)
+    weights = tmp_path / "w.npz"
+    write_weights(weights, state_numpy(task.model))
+    args = ["--config", "ppt", "--ckpt", str(weights), "--format", "ONNX", "--batch", "4",
+            "--out", str(tmp_path / "vit"), "--set", "data.workers=0"]
+    assert export_main(args) == 2
+    err = capsys.readouterr().err
+    assert "no ONNX converter for the op 'Erf'" in err and "--erf-free-gelu" in err
+    assert export_main(args + ["--erf-free-gelu"]) == 0
+    assert "GELU cells replaced" in capsys.readouterr().err
+    model = tmp_path / "vit.onnx"
+    assert json.loads(Path(str(model) + ".json").read_text())["erf_free_gelu"] is True
+    out = tmp_path / "out"
+    assert infer_main(["--model", str(model), "--out", str(out), "--device", "CPU"]) == 0
+    got = _metrics(out)
+    assert 0 < expected["top1"] < 100
+    assert got["top1"] == expected["top1"] and got["top5"] == expected["top5"]
+
+
+def test_erf_free_gelu_is_within_float32_rounding_of_exact_gelu():
+    """The polynomial erf (Abramowitz & Stegun 7.1.26) against float64 math.erf."""
+    import math
+    from ms_models.layers.erf_free import ErfFreeGELU
+    x = np.linspace(-10, 10, 20001).astype(np.float32)
+    ref = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    got = ErfFreeGELU()(ms.Tensor(x)).asnumpy()
+    assert np.abs(got - ref).max() <= 1e-6

@@ -5,6 +5,7 @@ Data, tokenisation, MLM masks and the evaluation protocol come from
 loss is the weighted sum of the enabled CFAM components; ``evaluate`` reports R@1/5/10, mAP, mINP
 and mSD (both orderings) of text-to-image retrieval with global features only.
 """
+import numpy as np
 import mindspore as ms
 
 from common.cfam_config import loss_weights, make_groups, model_kwargs
@@ -55,16 +56,27 @@ class CFAMTask:
         return make_groups([(p.name, p) for p in model.trainable_params()], self.cfg)
 
     def evaluate(self, model, run_dir=None):
+        """Text-to-image retrieval metrics of ``model`` (global features), see ``evaluate_with``."""
         was_training = model.training
         model.set_train(False)
         try:
-            res = self.data.evaluate(lambda x: model.encode_image(ms.Tensor(x)).asnumpy(),
-                                     lambda t: model.encode_text(ms.Tensor(t)).asnumpy(),
-                                     self.cfg.eval.msd_order)
+            return self.evaluate_with({"image": lambda x: model.encode_image(ms.Tensor(x)).asnumpy(),
+                                       "text": lambda t: model.encode_text(ms.Tensor(t)).asnumpy()}, run_dir)
         finally:
             model.set_train(was_training)
-        return {**res, "primary": "R1"}
 
+    def evaluate_with(self, predict, run_dir=None):
+        """R@1/5/10, mAP, mINP, mSD (and per caption kind) of any ``predict = {"image": f, "text": g}``:
+        ``f`` numpy (n, 3, H, W) float32 CLIP-normalised images -> (n, D) features, ``g`` int32 (n, L)
+        token ids (``model.text_length``) -> (n, D); tokenisation, cosine similarity and the metrics
+        are ``RetrievalData.evaluate``'s. ``ascend/infer.py`` passes the exported towers here."""
+        if not isinstance(predict, dict) or set(predict) != {"image", "text"}:
+            got = sorted(predict) if isinstance(predict, dict) else type(predict).__name__
+            raise ValueError(f"CFAM evaluate_with: predict must be {{'image': f, 'text': g}} (the two exported "
+                             f"towers), got {got}")
+        res = self.data.evaluate(lambda x: np.asarray(predict["image"](x), np.float32),
+                                 lambda t: np.asarray(predict["text"](t), np.float32), self.cfg.eval.msd_order)
+        return {**res, "primary": "R1"}
 
 def build_task(cfg):
     return CFAMTask(cfg)

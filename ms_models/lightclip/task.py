@@ -6,6 +6,7 @@ the token loss is on, the train step first computes the (B, L, M) word-patch sim
 current model in eval mode (no gradient), runs the Hungarian matching on numpy
 (``common.lightclip_ops.token_matching``) and feeds the one-hot mask into the compiled step.
 """
+import numpy as np
 import mindspore as ms
 from mindspore import nn
 
@@ -92,15 +93,28 @@ class LightCLIPTask:
         return make_groups([(p.name, len(p.shape), p) for p in model.trainable_params()], self.cfg)
 
     def evaluate(self, model, run_dir=None):
+        """Zero-shot accuracy and retrieval R@K of ``model`` (global embeddings), see ``evaluate_with``."""
         was_training = model.training
         model.set_train(False)
         try:
-            res = self.data.evaluate(lambda x: model.encode_image(ms.Tensor(x)).asnumpy(),
-                                     lambda t: model.encode_text(ms.Tensor(t)).asnumpy())
+            return self.evaluate_with({"image": lambda x: model.encode_image(ms.Tensor(x)).asnumpy(),
+                                       "text": lambda t: model.encode_text(ms.Tensor(t)).asnumpy()}, run_dir)
         finally:
             model.set_train(was_training)
-        return {**res, "primary": "zs_acc_held"}
 
+    def evaluate_with(self, predict, run_dir=None):
+        """Zero-shot accuracy (prompt templates; all / held-out / seen pairs) and i2t/t2i R@1/5/10 of any
+        ``predict = {"image": f, "text": g}``: ``f`` numpy (n, 3, H, W) float32 normalised images ->
+        (n, D), ``g`` int32 (n, L) token ids (``model.text_length``) -> (n, D); tokenisation, prompt
+        averaging, normalisation and the metrics are ``LightCLIPData.evaluate``'s. ``ascend/infer.py``
+        passes the exported towers here."""
+        if not isinstance(predict, dict) or set(predict) != {"image", "text"}:
+            got = sorted(predict) if isinstance(predict, dict) else type(predict).__name__
+            raise ValueError(f"LightCLIP evaluate_with: predict must be {{'image': f, 'text': g}} (the two exported "
+                             f"towers), got {got}")
+        res = self.data.evaluate(lambda x: np.asarray(predict["image"](x), np.float32),
+                                 lambda t: np.asarray(predict["text"](t), np.float32))
+        return {**res, "primary": "zs_acc_held"}
 
 def build_task(cfg):
     return LightCLIPTask(cfg)

@@ -158,3 +158,16 @@ def load_exported(path):
                                    for (name, dtype), x in zip(feeds, xs)})
         return run_onnx
     raise ExportError(f"{path}: cannot run '{suffix}' files here (expected .mindir or .onnx)")
+
+
+def image_text_infer_overrides(cfg, shapes):
+    """``infer_overrides`` of image/text tower pairs (CFAM, LightCLIP): ``data.img_size`` from the image
+    graph and ``model.text_length`` (tokenisation length) from the text graph, when the config differs."""
+    extra = []
+    h, w = (int(s) for s in shapes["image"][0][-2:])
+    if [h, w] != [int(s) for s in cfg.data.img_size]:
+        extra.append(f"data.img_size=[{h},{w}]")
+    length = int(shapes["text"][0][-1])
+    if length != int(cfg.model.text_length):
+        extra.append(f"model.text_length={length}")
+    return extra

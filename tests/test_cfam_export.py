@@ -16,14 +16,14 @@ import pytest
 
 import mindspore as ms
 
-from ascend.infer import BatchAdapter, main as infer_main
+from ascend.infer import main as infer_main
 from common.config import load_config
 from common.weights import WeightMismatchError, write_weights
 from ms_models.cfam.deploy import build_export_parts, infer_overrides, split_weights
 from ms_models.cfam.task import build_task
-from ms_models.export import load_exported
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
+from tower_checks import check_towers
 
 TINY = ["model.embed_dim=32", "model.vision_width=32", "model.vision_layers=1", "model.vision_heads=2",
         "model.text_width=32", "model.text_layers=1", "model.text_heads=2", "model.text_length=40",
@@ -69,14 +69,7 @@ def test_export_and_infer_reproduce_eval(tmp_path, seeded, fmt):
     model.set_train(False)
     images = task.data.test_images.batch(range(5))
     ids = task.data.test_tokens[:5]
-    for part, x, ref in (("image", images, model.encode_image(ms.Tensor(images)).asnumpy()),
-                         ("text", ids, model.encode_text(ms.Tensor(ids)).asnumpy())):
-        dtype = "float32" if part == "image" else "int32"
-        got = BatchAdapter(load_exported(tmp_path / f"cfam.{part}.{suffix}"), batch, [dtype])(x)
-        diff = float(np.abs(got - ref).max())
-        print(f"[cfam] {fmt} {part} tower vs CFAM.encode_{part} on demo data: max abs diff {diff:.2e}")
-        assert got.shape == ref.shape == (5, 32)
-        assert diff <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+    check_towers(model, tmp_path / "cfam", suffix, batch, images, ids, 32, "cfam")
 
     out = tmp_path / "out"
     assert infer_main(["--model", str(tmp_path / f"cfam.text.{suffix}"), "--out", str(out), "--device", "CPU"]) == 0

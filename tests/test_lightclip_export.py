@@ -20,7 +20,7 @@ import pytest
 
 import mindspore as ms
 
-from ascend.infer import BatchAdapter, main as infer_main
+from ascend.infer import main as infer_main
 from common.config import load_config
 from common.weights import WeightMismatchError, write_weights
 from ms_models.export import export_network, load_exported
@@ -28,6 +28,7 @@ from ms_models.lightclip.deploy import build_export_parts, infer_overrides, spli
 from ms_models.lightclip.task import build_task
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
+from tower_checks import check_towers
 
 TINY = ["model.tiny_width=8", "model.embed_dim=16", "model.text_width=16", "model.text_layers=2",
         "model.text_heads=2", "data.batch_size=8", "data.num_train=32", "data.num_test=64", "data.zs_per_pair=4"]
@@ -72,14 +73,7 @@ def test_export_and_infer_reproduce_eval(tmp_path, seeded, fmt):
     # raw outputs on real demo batches (5 retrieval images, 5 prompts) against the full training model
     model = task.model
     images, ids = task.data.set.test_images[:5], task.data.prompt_ids[:5]
-    for part, x, ref in (("image", images, model.encode_image(ms.Tensor(images)).asnumpy()),
-                         ("text", ids, model.encode_text(ms.Tensor(ids)).asnumpy())):
-        dtype = "float32" if part == "image" else "int32"
-        got = BatchAdapter(load_exported(tmp_path / f"lc.{part}.{suffix}"), batch, [dtype])(x)
-        diff = float(np.abs(got - ref).max())
-        print(f"[lightclip] {fmt} {part} tower vs LightCLIP.encode_{part} on demo data: max abs diff {diff:.2e}")
-        assert got.shape == ref.shape == (5, 16)
-        assert diff <= 1e-4 * max(1.0, float(np.abs(ref).max()))
+    check_towers(model, tmp_path / "lc", suffix, batch, images, ids, 16, "lightclip")
 
     out = tmp_path / "out"
     assert infer_main(["--model", str(tmp_path / f"lc.image.{suffix}"), "--out", str(out), "--device", "CPU"]) == 0

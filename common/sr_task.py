@@ -181,3 +181,64 @@ def evaluate_sets(eval_sets, run_student, run_teacher, scale, crop_border=None, 
         primary = primary or f"{set_name}/psnr_y"
     out["primary"] = primary
     return out
+
+
+def tile_options(cfg, window=1):
+    """``(tile, overlap, batch)`` from ``eval.tile`` / ``eval.tile_overlap`` / ``eval.tile_batch``
+    (tile 0 when null: whole images); the tile must be a multiple of ``window`` (SwinIR) and larger
+    than the overlap."""
+    e = cfg.eval
+    tile = int(e.get("tile") or 0)
+    overlap, batch = int(e.get("tile_overlap", 0) or 0), int(e.get("tile_batch", 1) or 1)
+    if not tile:
+        return 0, overlap, batch
+    if tile % window:
+        raise ValueError(f"config key 'eval.tile' = {tile} must be a multiple of the model's window_size {window}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"config key 'eval.tile_overlap' = {overlap} must be >= 0 and smaller than eval.tile ({tile})")
+    return tile, overlap, batch
+
+
+def tile_corners(size, tile, overlap):
+    """Tile origins along one axis: every ``tile - overlap`` pixels, the last one flush with the end."""
+    stride = tile - overlap
+    return list(range(0, size - tile, stride)) + [size - tile]
+
+
+def tiled_super_resolve(predict, x, scale, tile, overlap, batch=1):
+    """SR of a float32 (1, 3, h, w) image from ``tile`` x ``tile`` LR tiles (SwinIR's test tiling).
+
+    Origins every ``tile - overlap`` pixels with the last tile flush with the bottom/right edge; the
+    tile outputs are summed into the x``scale`` canvas and divided by the per-pixel tile count. An
+    image smaller than the tile is first reflect-padded at the bottom/right to the tile and the
+    output cropped back. ``predict`` maps (b, 3, tile, tile) to (b, 3, s tile, s tile), at most
+    ``batch`` tiles per call (numpy in and out).
+    """
+    h, w = x.shape[-2:]
+    ph, pw = max(tile - h, 0), max(tile - w, 0)
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect")
+    hp, wp = x.shape[-2:]
+    corners = [(y, xx) for y in tile_corners(hp, tile, overlap) for xx in tile_corners(wp, tile, overlap)]
+    out = np.zeros((x.shape[1], hp * scale, wp * scale), np.float64)
+    count = np.zeros((1, hp * scale, wp * scale), np.float64)
+    st = tile * scale
+    for s in range(0, len(corners), batch):
+        group = corners[s:s + batch]
+        tiles = np.ascontiguousarray(np.stack([x[0, :, y:y + tile, xx:xx + tile] for y, xx in group]), np.float32)
+        pred = np.asarray(predict(tiles), dtype=np.float32)
+        if pred.shape != (len(group), x.shape[1], st, st):
+            raise RuntimeError(f"tile predictions {pred.shape}, expected {(len(group), x.shape[1], st, st)}")
+        for (y, xx), p in zip(group, pred):
+            out[:, y * scale:y * scale + st, xx * scale:xx * scale + st] += p
+            count[:, y * scale:y * scale + st, xx * scale:xx * scale + st] += 1.0
+    return (out / count).astype(np.float32)[None, :, :h * scale, :w * scale]
+
+
+def eval_runner(predict, scale, tiling):
+    """``run(x (1, 3, h, w)) -> (1, 3, sh, sw)`` of the eval protocol around a numpy ``predict``:
+    whole images when ``tiling[0]`` is 0, else ``tiled_super_resolve`` with ``(tile, overlap, batch)``."""
+    tile, overlap, batch = tiling
+    if not tile:
+        return lambda x: np.asarray(predict(x), dtype=np.float32)
+    return lambda x: tiled_super_resolve(predict, x, scale, tile, overlap, batch)

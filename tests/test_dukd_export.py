@@ -19,7 +19,8 @@ from common.config import load_config
 from common.weights import write_weights
 from ms_models.dukd.deploy import build_export_net, infer_overrides
 from ms_models.layers.erf_free import ErfFreeGELU
-from ms_models.dukd.task import build_task, tile_corners, tiled_super_resolve
+from common.sr_task import tile_corners, tiled_super_resolve
+from ms_models.dukd.task import build_task
 from ms_models.export import load_exported
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main

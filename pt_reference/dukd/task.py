@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from common.sr_task import DUKDOptions, SRData, evaluate_sets
+from common.sr_task import DUKDOptions, SRData, eval_runner, evaluate_sets, tile_options
 from common.sr_weights import read_sr_weights
 from pt_reference.registry import create_model
 from pt_reference.utils.weights import load_ms_state_into, load_numpy_state
@@ -81,11 +81,13 @@ class DUKDTask:
         was_training = model.training
         model.eval()
 
+        tiling = tile_options(self.cfg, self.window(model))
+
         def runner(net):
             def run(x):
                 with torch.no_grad():
                     return net(torch.from_numpy(x).to(device)).cpu().numpy()
-            return run
+            return eval_runner(run, self.scale, tiling)   # eval.tile: the same tiled protocol as MindSpore
 
         teacher_mode = self.teacher.training if self.teacher is not None else None
         try:

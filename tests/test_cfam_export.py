@@ -23,7 +23,7 @@ from ms_models.cfam.deploy import build_export_parts, infer_overrides, split_wei
 from ms_models.cfam.task import build_task
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
-from tower_checks import check_towers
+from export_checks import check_towers
 
 TINY = ["model.embed_dim=32", "model.vision_width=32", "model.vision_layers=1", "model.vision_heads=2",
         "model.text_width=32", "model.text_layers=1", "model.text_heads=2", "model.text_length=40",

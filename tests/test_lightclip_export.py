@@ -28,7 +28,7 @@ from ms_models.lightclip.deploy import build_export_parts, infer_overrides, spli
 from ms_models.lightclip.task import build_task
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
-from tower_checks import check_towers
+from export_checks import check_towers
 
 TINY = ["model.tiny_width=8", "model.embed_dim=16", "model.text_width=16", "model.text_layers=2",
         "model.text_heads=2", "data.batch_size=8", "data.num_train=32", "data.num_test=64", "data.zs_per_pair=4"]

@@ -18,14 +18,14 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from ascend.infer import BatchAdapter, main as infer_main
+from ascend.infer import BatchAdapter
 from common.config import load_config
-from common.weights import write_weights
 from ms_models.export import load_exported
 from ms_models.ofakd.deploy import build_export_net, student_weights
 from ms_models.ofakd.task import build_task
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
+from export_checks import export_and_infer
 
 ms.set_device("CPU")
 ms.runtime.launch_blocking()
@@ -43,15 +43,7 @@ def _export_and_infer(tmp_path, overrides, fmt, batch_args):
     ms.set_seed(0)
     task = build_task(load_config("ofakd", overrides))
     expected = task.evaluate(task.model)
-    weights = tmp_path / "distiller.npz"
-    write_weights(weights, state_numpy(task.model))
-    sets = [a for o in overrides for a in ("--set", o)]
-    out = tmp_path / "student"
-    assert export_main(["--config", "ofakd", "--ckpt", str(weights), "--format", fmt, *batch_args,
-                        "--out", str(out), *sets]) == 0
-    path = Path(f"{out}.{fmt.lower()}")
-    assert infer_main(["--model", str(path), "--out", str(tmp_path / "infer"), "--device", "CPU"]) == 0
-    got = json.loads((tmp_path / "infer" / "metrics.json").read_text())
+    path, got = export_and_infer(tmp_path, "ofakd", task.model, overrides, fmt, batch_args, "student")
     return task, expected, path, got
 
 
@@ -96,7 +88,7 @@ def test_ofakd_swin_student_mindir_dynamic_batch_and_onnx_error(tmp_path, capsys
     with capsys.disabled():
         print(msg)
     sets = [a for o in overrides for a in ("--set", o)]
-    assert export_main(["--config", "ofakd", "--ckpt", str(tmp_path / "distiller.npz"), "--format", "ONNX",
+    assert export_main(["--config", "ofakd", "--ckpt", str(tmp_path / "student_weights.npz"), "--format", "ONNX",
                         "--out", str(tmp_path / "swin"), *sets]) == 2
     err = capsys.readouterr().err
     assert "no ONNX converter for the op 'Erf'" in err and not (tmp_path / "swin.onnx").exists()

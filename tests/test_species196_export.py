@@ -16,14 +16,14 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from ascend.infer import BatchAdapter, main as infer_main
+from ascend.infer import BatchAdapter
 from common.config import load_config
-from common.weights import write_weights
 from ms_models.export import load_exported
 from ms_models.species196.deploy import build_export_net
 from ms_models.species196.task import build_task
 from ms_models.utils.weights import state_numpy
 from scripts.export import main as export_main
+from export_checks import export_and_infer
 
 ms.set_device("CPU")
 ms.runtime.launch_blocking()
@@ -53,15 +53,7 @@ def _export_and_infer(tmp_path, overrides, fmt, batch_args):
     task = build_task(load_config("species196", overrides))
     _standardise_head(task, task.model.head[1] if task.track == "linear_probe" else task.model.head)
     expected = task.evaluate(task.model, str(tmp_path / "ref"))
-    weights = tmp_path / "w.npz"
-    write_weights(weights, state_numpy(task.model))
-    sets = [a for o in overrides for a in ("--set", o)]
-    out = tmp_path / "cls"
-    assert export_main(["--config", "species196", "--ckpt", str(weights), "--format", fmt, *batch_args,
-                        "--out", str(out), *sets]) == 0
-    path = Path(f"{out}.{fmt.lower()}")
-    assert infer_main(["--model", str(path), "--out", str(tmp_path / "infer"), "--device", "CPU"]) == 0
-    got = json.loads((tmp_path / "infer" / "metrics.json").read_text())
+    path, got = export_and_infer(tmp_path, "species196", task.model, overrides, fmt, batch_args, "cls")
     return task, expected, path, got
 
 
@@ -110,7 +102,7 @@ def test_species196_linear_probe_vit_mindir_dynamic_batch_and_onnx_error(tmp_pat
     with capsys.disabled():
         print(msg)
     sets = [a for o in overrides for a in ("--set", o)]
-    assert export_main(["--config", "species196", "--ckpt", str(tmp_path / "w.npz"), "--format", "ONNX",
+    assert export_main(["--config", "species196", "--ckpt", str(tmp_path / "cls_weights.npz"), "--format", "ONNX",
                         "--out", str(tmp_path / "vit"), *sets]) == 2
     assert "no ONNX converter for the op 'Erf'" in capsys.readouterr().err
     assert not (tmp_path / "vit.onnx").exists()
